@@ -1,0 +1,168 @@
+"""Command line: train, evaluate, predict, tasks, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from t2t_mtl.errors import T2TError
+
+
+def _anchors(recipe_path: Path) -> list[Path]:
+    """Where relative task folders are looked for: the working folder, then the recipe's project."""
+    return [Path.cwd(), recipe_path.resolve().parent, recipe_path.resolve().parent.parent]
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from t2t_mtl.recipe import load_recipe
+    from t2t_mtl.training import train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    summary = train(recipe, _anchors(Path(args.recipe)), resume=args.resume, overwrite=args.overwrite)
+    if summary is not None:
+        held_out = [t["task"] for t in summary["tasks"] if t["held_out"]]
+        print(f"\nResults: {recipe.output_dir}/results.md")
+        print("Next:")
+        print(f"  t2t-mtl evaluate {recipe.output_dir}")
+        example = held_out[0] if held_out else summary["tasks"][0]["task"]
+        print(f"  t2t-mtl predict {recipe.output_dir} --task {example} --input ROWS.jsonl --output predictions.jsonl")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from accelerate import Accelerator
+
+    from t2t_mtl.data import TokenizerSettings, build_eval_sets
+    from t2t_mtl.evaluation.report import to_markdown
+    from t2t_mtl.evaluation.runner import evaluate_sets
+    from t2t_mtl.inference import Predictor
+    from t2t_mtl.tasks.registry import SelectedTask
+    from t2t_mtl.tasks.schema import load_task_file
+
+    accelerator = Accelerator()
+    predictor = Predictor.from_run(args.run_dir, device=str(accelerator.device))
+    recipe = predictor.recipe
+    spec = recipe.eval.model_copy(update={k: v for k, v in
+                                          {"tasks": args.tasks, "max_examples": args.max_examples}.items() if v})
+    entries = {e.name: e for e in recipe.tasks}
+    selected = [SelectedTask(load_task_file(row["file"]), _entry_for(row["name"], entries))
+                for row in predictor.run.tasks()]
+    settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
+    eval_sets = build_eval_sets(selected, settings, spec)
+    summary = evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run)
+    if summary is not None:
+        print(to_markdown(summary))
+
+
+def _entry_for(name: str, entries: dict):
+    import fnmatch
+
+    from t2t_mtl.recipe import TaskEntry
+
+    for pattern, entry in entries.items():
+        if pattern == name or fnmatch.fnmatchcase(name, pattern):
+            return entry
+    return TaskEntry(name=name)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise T2TError(f"{path}, line {number}: corrupt JSON ({error.msg})") from error
+    return rows
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from t2t_mtl.inference import Predictor, adhoc_task
+
+    if args.instruction is not None:
+        task, rows = adhoc_task(args.instruction), [{"text": args.text or ""}]
+    elif args.task and args.input:
+        task, rows = args.task, _read_rows(Path(args.input))
+    else:
+        raise T2TError("predict needs --task FILE_OR_NAME --input ROWS.jsonl, or --instruction TEXT --text TEXT")
+    predictor = Predictor.from_run(args.run_dir)
+    predictions = predictor.predict(task, rows, template=args.template)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            for row, prediction in zip(rows, predictions):
+                handle.write(json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n")
+        print(f"wrote {len(predictions)} predictions to {args.output}")
+    else:
+        for prediction in predictions:
+            print(prediction)
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from t2t_mtl.task_commands import run_tasks_command
+
+    run_tasks_command(args)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from t2t_mtl.modeling.export import export_merged
+
+    out = export_merged(args.run_dir, Path(args.merge))
+    print(f"wrote merged model to {out}; load it with AutoModelForSeq2SeqLM.from_pretrained('{out}')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `t2t-mtl` argument parser."""
+    parser = argparse.ArgumentParser(prog="t2t-mtl", description="Instruction-tuned multi-task seq2seq models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a recipe (also under `accelerate launch -m t2t_mtl train`)")
+    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as train.lr=3e-4")
+    p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete the run in output_dir and start again")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's trained weights on its tasks")
+    p.add_argument("run_dir")
+    p.add_argument("--tasks", nargs="+", help="task names or globs (default: the recipe's eval.tasks)")
+    p.add_argument("--max-examples", type=int, help="cap on examples per task")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict for rows of any task, seen or unseen")
+    p.add_argument("run_dir")
+    p.add_argument("--task", help="task file (.yaml) or the name of a task of the run")
+    p.add_argument("--input", help="JSONL rows with the task's input columns")
+    p.add_argument("--output", help="JSONL to write rows + prediction (default: print)")
+    p.add_argument("--template", help="template id (default: the task's evaluation template)")
+    p.add_argument("--instruction", help="an ad-hoc instruction instead of a task file")
+    p.add_argument("--text", help="the input text for --instruction")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tasks", help="list, show, validate and preview task files")
+    p.add_argument("action", choices=["list", "show", "validate", "preview"])
+    p.add_argument("names", nargs="*", help="task names or globs (show/preview/validate)")
+    p.add_argument("-n", type=int, default=3, help="rows to render per template (preview/validate)")
+    p.add_argument("--task-dir", action="append", help="task folder (default: ./instructions)")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("export", help="write plain model weights for serving")
+    p.add_argument("run_dir")
+    p.add_argument("--merge", required=True, metavar="OUT", help="merge the adapter into the backbone, save to OUT")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `t2t-mtl` and `python -m t2t_mtl`; user errors exit with status 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except T2TError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

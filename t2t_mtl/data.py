@@ -1,0 +1,203 @@
+"""Rendering and tokenization with `datasets`, label-space checks, and the batch collator."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from t2t_mtl import __version__
+from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.normalize import normalize_text
+from t2t_mtl.evaluation.parsers import get_parser
+from t2t_mtl.recipe import EvalSpec, Recipe
+from t2t_mtl.tasks.registry import SelectedTask
+from t2t_mtl.tasks.schema import TaskSpec
+from t2t_mtl.tasks.sources import load_rows, row_fields
+from t2t_mtl.templates import compile_templates, template_hash
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenizerSettings:
+    """Everything about tokenization that changes the cached result."""
+
+    tokenizer: PreTrainedTokenizerBase
+    max_source_length: int
+    max_target_length: int
+
+    @property
+    def eos_id(self) -> int:
+        """The id that ends a target: EOS, or SEP for BERT-style tokenizers."""
+        eos = self.tokenizer.eos_token_id
+        return eos if eos is not None else self.tokenizer.sep_token_id
+
+    def fingerprint(self) -> str:
+        """Identifies the tokenizer and lengths inside cache keys."""
+        tok = self.tokenizer
+        return f"{type(tok).__name__}:{tok.name_or_path}:{len(tok)}:{self.max_source_length}:{self.max_target_length}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def render_rows(
+    task: TaskSpec,
+    task_id: int,
+    rows: datasets.Dataset,
+    seed: int | None,
+    template_id: str | None = None,
+    with_target: bool = True,
+) -> datasets.Dataset:
+    """Render every row to `source`/`target` text.
+
+    With a seed (training), each row samples one of the task's templates; without
+    (evaluation), every row uses `template_id` or the task's evaluation template.
+    Without target (unlabelled rows), only the source is rendered.
+    """
+    templates = compile_templates(task)
+    ids = list(templates)
+    if seed is None:
+        chosen = np.full(len(rows), ids.index(task.template(template_id).id))
+    else:
+        chosen = np.random.default_rng([seed, task_id]).integers(len(ids), size=len(rows))
+    labels = task.label_space()
+
+    def render(row: dict[str, Any], index: int) -> dict[str, Any]:
+        fields = row_fields(task, row, labels, required=with_target)
+        example = templates[ids[chosen[index]]].render(fields, with_target)
+        return {"source": example.source, "target": example.target, "template": example.template_id,
+                "task_id": task_id, "row": index}
+
+    key = _digest(__version__, task.name, str(task_id), str(seed), str(template_id),
+                  *(template_hash(t) for t in task.templates), str(labels), str(task.columns), str(with_target), rows._fingerprint)
+    return rows.map(render, with_indices=True, remove_columns=rows.column_names, new_fingerprint=key,
+                    desc=f"render {task.name}")
+
+
+def tokenize(rendered: datasets.Dataset, settings: TokenizerSettings) -> datasets.Dataset:
+    """Add `input_ids`, `labels` (target + EOS) and truncation flags; cached by content."""
+    tok = settings.tokenizer
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        sources = tok(batch["source"], truncation=False)["input_ids"]
+        targets = tok(batch["target"], add_special_tokens=False, truncation=False)["input_ids"]
+        out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "source_truncated": [], "target_truncated": []}
+        for src, tgt in zip(sources, targets):
+            tgt = tgt + [settings.eos_id]
+            out["source_truncated"].append(len(src) > settings.max_source_length)
+            out["target_truncated"].append(len(tgt) > settings.max_target_length)
+            if len(src) > settings.max_source_length:
+                src = src[: settings.max_source_length - 1] + src[-1:]
+            out["input_ids"].append(src)
+            out["labels"].append(tgt[: settings.max_target_length - 1] + [settings.eos_id] if len(tgt) > settings.max_target_length else tgt)
+        return out
+
+    key = _digest(__version__, settings.fingerprint(), rendered._fingerprint)
+    return rendered.map(encode, batched=True, new_fingerprint=key, desc="tokenize")
+
+
+def check_labels(task: TaskSpec, rendered: datasets.Dataset, strict: bool) -> Counter[str]:
+    """Count target labels outside the task's label space; fail when strict, else warn."""
+    space = task.label_space()
+    if space is None:
+        return Counter()
+    parser = get_parser(task.output)
+    allowed = {normalize_text(label) for label in space}
+    outside: Counter[str] = Counter()
+    for target in rendered["target"]:
+        outside.update(parser.labels_of(parser.parse(target)) - allowed)
+    if outside:
+        shown = ", ".join(f"'{label}' ×{count}" for label, count in outside.most_common(10))
+        message = (f"{task.where}: training targets use labels outside the label space: {shown}. "
+                   f"Add them to 'labels:' or fix the data.")
+        if strict:
+            raise T2TError(message + " (train.strict_labels is true)")
+        logger.warning(message)
+    return outside
+
+
+@dataclass
+class Seq2SeqCollator:
+    """Pads a list of tokenized examples into tensors; labels pad with -100."""
+
+    pad_id: int
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = {"input_ids": _pad([e["input_ids"] for e in examples], self.pad_id)}
+        batch["attention_mask"] = _pad([[1] * len(e["input_ids"]) for e in examples], 0)
+        if "labels" in examples[0]:
+            batch["labels"] = _pad([e["labels"] for e in examples], -100)
+        batch["task_ids"] = torch.tensor([e["task_id"] for e in examples], dtype=torch.long)
+        return batch
+
+
+def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in sequences)
+    out = torch.full((len(sequences), width), value, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        out[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+@dataclass
+class EvalSet:
+    """A task's tokenized evaluation examples (with `source`, `target`, `template`, `row`)."""
+
+    task: TaskSpec
+    examples: datasets.Dataset
+
+
+@dataclass
+class TaskData:
+    """Everything a run trains and evaluates on; a task's id is its index in `tasks`."""
+
+    tasks: list[TaskSpec]
+    train_sets: dict[int, datasets.Dataset]
+    eval_sets: list[EvalSet]
+    rates: dict[int, float]
+    truncated: dict[str, tuple[int, int]]
+
+
+def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, spec: EvalSpec) -> list[EvalSet]:
+    """Render and tokenize the evaluation rows of the selected tasks that `spec.tasks` keeps."""
+    eval_sets = []
+    for task_id, item in enumerate(selected):
+        task, entry = item.spec, item.entry
+        if spec.tasks and not any(fnmatch.fnmatchcase(task.name, p) for p in spec.tasks):
+            continue
+        rows = load_rows(task, "eval", entry.data, entry.eval_data)
+        rendered = render_rows(task, task_id, rows, seed=None, template_id=spec.template)
+        eval_sets.append(EvalSet(task, tokenize(rendered, settings)))
+    return eval_sets
+
+
+def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, recipe: Recipe) -> TaskData:
+    """Load, render and tokenize every selected task's training and evaluation rows."""
+    train_sets, rates, truncated = {}, {}, {}
+    for task_id, item in enumerate(selected):
+        task, entry = item.spec, item.entry
+        if task.held_out:
+            continue
+        rows = load_rows(task, "train", entry.data, entry.eval_data)
+        if entry.max_examples is not None:
+            rows = rows.select(range(min(entry.max_examples, len(rows))))
+        rendered = render_rows(task, task_id, rows, seed=recipe.train.seed)
+        check_labels(task, rendered, recipe.train.strict_labels)
+        train_sets[task_id] = tokenize(rendered, settings)
+        rates[task_id] = entry.rate
+        truncated[task.name] = (sum(train_sets[task_id]["source_truncated"]), sum(train_sets[task_id]["target_truncated"]))
+    if not train_sets:
+        raise T2TError("the recipe selects only held-out tasks: nothing to train on. Add a task with held_out: false.")
+    eval_sets = build_eval_sets(selected, settings, recipe.eval)
+    return TaskData([s.spec for s in selected], train_sets, eval_sets, rates, truncated)

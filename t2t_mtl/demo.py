@@ -1,0 +1,302 @@
+"""Small synthetic DEMO tasks for the offline quickstart, made by a deterministic generator.
+
+Every task is a handful of sentence (or code) templates filled from short vocabularies;
+entity offsets are recorded while the templates are filled, so they are exact. The same
+seed always writes byte-identical files; the committed `instructions/demo/data/` is
+`python -m t2t_mtl.demo instructions/demo/data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+N_TRAIN, N_EVAL, N_HELD_OUT = 400, 40, 50
+TRAIN_ROWS = {"relations": 300}  # its rows are the largest; keeps all demo data under 400 KiB
+
+Row = dict
+SLOT = re.compile(r"\{(\w+)\}")
+
+
+# ----------------------------------------------------------------------- helpers
+def fill(rng: random.Random, template: str, pools: dict[str, tuple[str, ...]],
+         types: dict[str, str]) -> tuple[str, dict[str, dict]]:
+    """Fill `{slot}`s (slot `per2` draws from pool `per`, distinct from `per`).
+
+    Returns the sentence and, for slots whose pool has a type in `types`, the entity
+    `{"name", "type", "pos": [start, end)}` keyed by slot, in order of appearance.
+    """
+    values: dict[str, str] = {}
+    for slot in dict.fromkeys(SLOT.findall(template)):
+        pool = pools[slot.rstrip("0123456789")]
+        values[slot] = rng.choice([v for v in pool if v not in values.values()])
+    text, entities, last = "", {}, 0
+    for match in SLOT.finditer(template):
+        text += template[last:match.start()]
+        slot = match.group(1)
+        kind = types.get(slot.rstrip("0123456789"))
+        if kind:
+            entities[slot] = {"name": values[slot], "type": kind, "pos": [len(text), len(text) + len(values[slot])]}
+        text += values[slot]
+        last = match.end()
+    return text + template[last:], entities
+
+
+def unique_rows(rng: random.Random, make: Callable[[random.Random], Row], n: int) -> list[Row]:
+    """`n` rows from `make`, distinct in their first field (the model input)."""
+    rows, seen = [], set()
+    for _ in range(n * 100):
+        row = make(rng)
+        key = next(iter(row.values()))
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+            if len(rows) == n:
+                return rows
+    raise RuntimeError(f"{make.__name__} could only make {len(rows)} distinct rows of {n}")
+
+
+# ----------------------------------------------------------------------- ner / relations
+PEOPLE = ("maria silva", "john park", "wei chen", "fatima ali", "lucas moreau", "priya nair", "omar haddad",
+          "elena petrova", "kenji sato", "sofia rossi", "david cohen", "amara okafor", "ivan novak", "nora berg")
+ORGS = ("acme labs", "globex", "initech", "blue river bank", "northwind traders", "orion systems",
+        "redwood capital", "helix biotech", "summit motors", "bright path media", "polar foods")
+PLACES = ("lisbon", "nairobi", "osaka", "toronto", "berlin", "lima", "cairo", "oslo", "denver", "madrid",
+          "hanoi", "dublin", "sao paulo", "new delhi")
+WHEN = ("today", "last week", "this morning", "on friday", "last year", "in march", "yesterday")
+SUBJECTS = ("the team", "my neighbor", "everyone", "the manager", "our teacher", "the new intern", "a friend")
+ACTIVITIES = ("finished the report", "was late", "bought a bicycle", "cooked dinner", "missed the bus",
+              "fixed the printer", "went for a long walk", "read two books")
+IE_POOLS = {"per": PEOPLE, "org": ORGS, "loc": PLACES, "when": WHEN, "subj": SUBJECTS, "act": ACTIVITIES}
+IE_TYPES = {"per": "person", "org": "organization", "loc": "location"}
+
+NER_TEMPLATES = (
+    "{per} works at {org} in {loc}",
+    "{per} moved to {loc} {when}",
+    "{org} opened a new office in {loc} {when}",
+    "{when} {per} met the team from {org}",
+    "{per} and {per2} flew to {loc} for a conference",
+    "the chief executive of {org} is {per}",
+    "{loc} hosted the annual meeting of {org} {when}",
+    "{per} called {per2} from {loc}",
+    "{org} hired {per} as a data analyst",
+    "{subj} {act} {when}",
+    "{subj} {act}",
+)
+
+
+def make_ner(rng: random.Random) -> Row:
+    sentence, entities = fill(rng, rng.choice(NER_TEMPLATES), IE_POOLS, IE_TYPES)
+    return {"sentence": sentence, "entities": list(entities.values())}
+
+
+# (template, relations as (head slot, relation type, tail slot))
+REL_TEMPLATES = (
+    ("{per} works for {org}, which is based in {loc}", (("per", "works_for", "org"), ("org", "located_in", "loc"))),
+    ("{per} joined {org} {when}", (("per", "works_for", "org"),)),
+    ("{org} is headquartered in {loc}", (("org", "located_in", "loc"),)),
+    ("{per} is an engineer at {org} in {loc}", (("per", "works_for", "org"), ("org", "located_in", "loc"))),
+    ("{per} and {per2} both work at {org}", (("per", "works_for", "org"), ("per2", "works_for", "org"))),
+    ("{org}, a company from {loc}, employs {per}", (("org", "located_in", "loc"), ("per", "works_for", "org"))),
+    ("{per} visited {loc} on holiday {when}", ()),
+    ("{per} left {org} and moved to {loc}", ()),
+)
+
+
+def make_relations(rng: random.Random) -> Row:
+    template, relations = rng.choice(REL_TEMPLATES)
+    sentence, entities = fill(rng, template, IE_POOLS, IE_TYPES)
+    return {"sentence": sentence, "entities": list(entities.values()),
+            "relations": [{"head": entities[h], "type": t, "tail": entities[d]} for h, t, d in relations]}
+
+
+# ----------------------------------------------------------------------- intent
+INTENTS = {
+    "card_lost": ("i lost my {card} {when}", "my {card} was stolen {when}", "i can't find my {card} anywhere",
+                  "someone took my {card}, please block it", "how do i report a missing {card}"),
+    "balance_check": ("what is the balance of my {account}", "how much money is in my {account}",
+                      "can you show me my {account} balance", "check my balance please",
+                      "do i have enough money in my {account} to pay {amount}"),
+    "transfer_money": ("i want to send {amount} to {person}", "transfer {amount} to {person} {soon}",
+                       "move {amount} from my {account} to {person}", "please wire {amount} to {person}",
+                       "how can i pay {person} {amount}"),
+    "pay_bill": ("i need to pay my {bill}", "pay the {bill} from my {account}", "can i settle my {bill} {soon}",
+                 "set up automatic payment for my {bill}", "my {bill} is due, please pay it"),
+    "exchange_rate": ("what is the exchange rate for {currency}", "how many {currency} do i get for {amount}",
+                      "convert {amount} into {currency}", "what's today's rate from dollars to {currency}",
+                      "is the {currency} rate good right now"),
+    "open_account": ("i would like to open a new {account}", "how do i open a {account}",
+                     "can my son open a {account}", "i want to start a {account} with {amount}",
+                     "what do i need to open a {account}"),
+    "change_pin": ("i want to change the pin of my {card}", "how do i reset my {card} pin",
+                   "i forgot the pin for my {card}", "please update my pin", "can i pick a new pin for my {card}"),
+    "report_fraud": ("there is a charge of {amount} i did not make", "i see a payment to {merchant} that wasn't me",
+                     "someone used my {card} at {merchant}", "i think my account was hacked {when}",
+                     "report an unknown transaction of {amount} at {merchant}"),
+}
+INTENT_POOLS = {
+    "card": ("debit card", "credit card", "visa card", "bank card", "travel card"),
+    "account": ("savings account", "checking account", "joint account", "student account", "business account"),
+    "amount": ("50 dollars", "200 euros", "1000 dollars", "75 pounds", "30 dollars", "500 euros", "12 dollars"),
+    "person": ("my mom", "my landlord", "john", "my brother", "alice", "the plumber", "my friend sam"),
+    "bill": ("electricity bill", "phone bill", "rent", "water bill", "internet bill", "gas bill"),
+    "currency": ("euros", "yen", "pounds", "pesos", "rupees", "francs"),
+    "merchant": ("an online store", "a gas station", "a hotel in paris", "a coffee shop", "a website i don't know"),
+    "when": ("yesterday", "this morning", "last night", "on the train", "at the airport"),
+    "soon": ("today", "tomorrow", "right now", "next monday", "at the end of the month"),
+}
+PREFIXES = ("", "", "hi, ", "hello, ", "excuse me, ", "good morning, ")
+SUFFIXES = ("", "", "", " please", " thanks", ", it's urgent")
+
+
+def make_intent(rng: random.Random) -> Row:
+    intent = rng.choice(sorted(INTENTS))
+    text, _ = fill(rng, rng.choice(INTENTS[intent]), INTENT_POOLS, {})
+    return {"text": rng.choice(PREFIXES) + text + rng.choice(SUFFIXES), "intent": intent}
+
+
+# ----------------------------------------------------------------------- code
+# list functions: operation x mapping x filter, each with its code and its words
+FILTERS = (("", "{n}", ""), ("{x} > 0", "positive {n}", "positive"), ("{x} < 0", "negative {n}", "negative"),
+           ("{x} % 2 == 0", "even {n}", "even"), ("{x} % 2 == 1", "odd {n}", "odd"),
+           ("{x} != 0", "nonzero {n}", "nonzero"), ("{x} > {k}", "{n} greater than {k}", "above_{k}"),
+           ("{x} < {k}", "{n} less than {k}", "below_{k}"))
+MAPS = (("{x}", "{f}", ""), ("{x} * {x}", "squares of the {f}", "squares"),
+        ("abs({x})", "absolute values of the {f}", "abs"), ("{x} * 2", "doubled {f}", "doubled"))
+OPS = (("sum({g})", "return the sum of the {m}", "sum"), ("max({g})", "return the largest of the {m}", "max"),
+       ("min({g})", "return the smallest of the {m}", "min"), ("sorted({g})", "return the {m} in sorted order", "sort"),
+       ("[{g}]", "return a list of the {m}", "list"))
+TEXT_FUNCS = (("{p}.upper()", "return the text in uppercase", "shout"), ("{p}.lower()", "return the text in lowercase", "lower"),
+              ("{p}.split()", "split the text into words", "words"), ("len({p}.split())", "count the words in the text", "word_count"),
+              ("len({p})", "return the length of the text", "length"), ("{p}[::-1]", "reverse the text", "reverse"),
+              ("{p}.strip()", "remove surrounding whitespace from the text", "strip"),
+              ("{p}.replace(' ', '_')", "replace spaces with underscores in the text", "snake"),
+              ("{p}.replace(' ', '-')", "replace spaces with dashes in the text", "dashes"),
+              ("{p}.count('{c}')", "count the letter {c} in the text", "count_{c}"),
+              ("{p}.startswith('{w}')", "check if the text starts with {w}", "starts_with_{w}"),
+              ("[w for w in {p}.split() if len(w) > {k}]", "return the words longer than {k} letters", "long_words"),
+              ("' '.join(sorted({p}.split()))", "sort the words in the text", "sort_words"))
+GENERIC_NAMES = ("f", "compute", "helper", "process", "solve", "run")
+
+
+def make_code(rng: random.Random) -> Row:
+    k, c, w = rng.randint(1, 9), rng.choice("aeiost"), rng.choice(("the", "hello", "no", "yes"))
+    if rng.random() < 0.3:
+        body, summary, name = rng.choice(TEXT_FUNCS)
+        p = rng.choice(("text", "s", "line", "sentence"))
+    else:
+        p, x = rng.choice(("items", "nums", "values", "xs", "data")), rng.choice("xnv")
+        cond, fwords, fname = rng.choice(FILTERS)
+        if rng.random() < 0.15 and cond:  # counting ignores the mapping
+            body, summary, name = f"sum(1 for {x} in {p} if {cond})", f"count the {fwords}", f"count_{fname}"
+        else:
+            expr, mwords, mname = rng.choice(MAPS)
+            op, owords, oname = rng.choice(OPS)
+            gen = f"{expr} for {x} in {p}" + (f" if {cond}" if cond else "")
+            if not cond and expr == "{x}" and oname != "list":
+                gen = p
+            body = op.format(g=gen)
+            summary = owords.format(m=mwords.format(f=fwords))
+            name = "_".join(part for part in (oname, mname, fname) if part)
+        body, summary = body.replace("{x}", x), summary.replace("{n}", "numbers")
+    name = rng.choice(GENERIC_NAMES) if rng.random() < 0.4 else name
+    values = {"p": p, "k": k, "c": c, "w": w}
+    return {"code": f"def {name.format(**values)}({p}):\n    return {body.format(**values)}",
+            "summary": summary.format(**values)}
+
+
+# ----------------------------------------------------------------------- biomed
+CHEMICALS = ("aspirin", "ibuprofen", "warfarin", "cisplatin", "lithium", "metformin", "haloperidol", "tamoxifen",
+             "doxorubicin", "amiodarone", "isoniazid", "valproate", "heparin", "methotrexate")
+DISEASES = ("gastric ulcers", "liver injury", "kidney failure", "hypertension", "cardiomyopathy", "seizures",
+            "thrombocytopenia", "hearing loss", "pancreatitis", "lactic acidosis", "bradycardia",
+            "pulmonary fibrosis", "hypothyroidism", "tardive dyskinesia")
+BIO_POOLS = {"chem": CHEMICALS, "dis": DISEASES, "n": tuple(str(i) for i in range(12, 300, 7)),
+             "m": ("6", "12", "18", "24", "36"), "grp": ("adults", "children", "elderly patients", "women")}
+BIO_TYPES = {"chem": "chemical", "dis": "disease"}
+BIO_TEMPLATES = (
+    "patients given {chem} developed {dis}",
+    "{dis} was reported after treatment with {chem}",
+    "{chem} induced {dis} in two {grp}",
+    "we describe a case of {dis} associated with {chem} therapy",
+    "combined use of {chem} and {chem2} increased the risk of {dis}",
+    "{chem} did not cause {dis} in this cohort of {n} {grp}",
+    "the patient had a history of {dis} and {dis2}",
+    "high doses of {chem} may lead to {dis} and {dis2}",
+    "the study enrolled {n} {grp} over {m} months",
+    "follow up visits were scheduled every {m} weeks for {n} {grp}",
+)
+
+
+def make_biomed(rng: random.Random) -> Row:
+    sentence, entities = fill(rng, rng.choice(BIO_TEMPLATES), BIO_POOLS, BIO_TYPES)
+    return {"sentence": sentence, "entities": list(entities.values())}
+
+
+# ----------------------------------------------------------------------- ner_places (held out)
+PLACE_POOLS = {
+    "loc": ("kyoto", "lagos", "quito", "porto", "krakow", "seville", "perth", "accra", "tbilisi", "bergen",
+            "buenos aires", "cape town", "san diego", "kuala lumpur", "reykjavik", "marseille"),
+    "per": ("anna lind", "tariq aziz", "mei ling", "pablo ortiz", "grace mensah", "olga ivanova"),
+    "org": ("vertex shipping", "lumen energy", "copper kettle cafe", "tidewater airlines"),
+}
+PLACE_TEMPLATES = (
+    "the ferry from {loc} to {loc2} was cancelled because of the storm",
+    "{per} grew up in {loc} before joining {org}",
+    "our next stop after {loc} is {loc2}",
+    "{org} will ship the parts from {loc} next month",
+    "the festival in {loc} attracted thousands of visitors",
+    "{per} signed the contract with {org} on monday",
+    "flights between {loc} and {loc2} are cheaper in winter",
+)
+
+
+def make_ner_places(rng: random.Random) -> Row:
+    sentence, entities = fill(rng, rng.choice(PLACE_TEMPLATES), PLACE_POOLS, {"loc": "location"})
+    return {"sentence": sentence, "entities": list(entities.values())}
+
+
+# ----------------------------------------------------------------------- writing
+# task -> (row maker, has a training file)
+TASKS: dict[str, tuple[Callable[[random.Random], Row], bool]] = {
+    "ner": (make_ner, True), "relations": (make_relations, True), "intent": (make_intent, True),
+    "code": (make_code, True), "biomed": (make_biomed, True), "ner_places": (make_ner_places, False),
+}
+
+
+def write_jsonl(path: Path, rows: list[Row]) -> None:
+    text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_demo_data(out_dir: Path, seed: int = 0) -> dict[str, int]:
+    """Write `<task>.train.jsonl` / `<task>.eval.jsonl` for every demo task; return file -> rows."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for task, (make, trained) in TASKS.items():
+        rng = random.Random(f"t2t_mtl.demo/{task}/{seed}")  # str seeds hash with sha512: stable
+        n_train = TRAIN_ROWS.get(task, N_TRAIN) if trained else 0
+        rows = unique_rows(rng, make, n_train + N_EVAL if trained else N_HELD_OUT)
+        splits = {"train": rows[:n_train], "eval": rows[n_train:]} if trained else {"eval": rows}
+        for split, part in splits.items():
+            write_jsonl(out_dir / f"{task}.{split}.jsonl", part)
+            counts[f"{task}.{split}.jsonl"] = len(part)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m t2t_mtl.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, rows in write_demo_data(args.out_dir, args.seed).items():
+        print(f"{args.out_dir / name}: {rows} rows")
+
+
+if __name__ == "__main__":
+    main()

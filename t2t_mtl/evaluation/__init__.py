@@ -1,0 +1,25 @@
+"""Evaluation: output formats and parsers, metrics as `evaluate` modules, reports."""
+
+from t2t_mtl.evaluation.formats import FILTERS, format_spans, format_triples
+from t2t_mtl.evaluation.metrics import available_metrics, compute_metrics, load_metric
+from t2t_mtl.evaluation.normalize import normalize_text
+from t2t_mtl.evaluation.parsers import OutputParser, available_parsers, get_parser
+from t2t_mtl.evaluation.report import TaskResult, read_report, summarize, to_markdown, write_report
+
+__all__ = [
+    "FILTERS",
+    "OutputParser",
+    "TaskResult",
+    "available_metrics",
+    "available_parsers",
+    "compute_metrics",
+    "format_spans",
+    "format_triples",
+    "get_parser",
+    "load_metric",
+    "normalize_text",
+    "read_report",
+    "summarize",
+    "to_markdown",
+    "write_report",
+]

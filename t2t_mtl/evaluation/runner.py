@@ -1,0 +1,70 @@
+"""Evaluate a model on tasks' evaluation sets: generate (sharded over ranks), score, report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import datasets
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from t2t_mtl.data import EvalSet
+from t2t_mtl.evaluation.metrics import compute_metrics
+from t2t_mtl.evaluation.report import TaskResult, summarize, write_report
+from t2t_mtl.inference import generate
+from t2t_mtl.recipe import EvalSpec
+from t2t_mtl.run_dir import RunDir
+from t2t_mtl.tasks.schema import TaskSpec
+
+
+def _generate_sharded(
+    accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
+    examples: datasets.Dataset, spec: EvalSpec,
+) -> list[str]:
+    """Each rank generates every world-size-th example; the gathered list is in input order."""
+    rank, world = accelerator.process_index, accelerator.num_processes
+    mine = list(range(rank, len(examples), world))
+    texts = generate(model, tokenizer, [examples[i] for i in mine], spec, progress=accelerator.is_main_process)
+    pairs = list(zip(mine, texts))
+    by_index = dict(gather_object(pairs) if world > 1 else pairs)
+    return [by_index[i] for i in range(len(examples))]
+
+
+def evaluate_sets(
+    accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
+    eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, step: int | None = None,
+) -> dict[str, Any] | None:
+    """Score every task; the main process writes predictions and the report and returns the summary."""
+    results = []
+    for eval_set in eval_sets:
+        examples = eval_set.examples
+        if spec.max_examples is not None:
+            examples = examples.select(range(min(spec.max_examples, len(examples))))
+        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec)
+        if not accelerator.is_main_process:
+            continue
+        task = eval_set.task
+        scores = compute_metrics(task.metrics, predictions, examples["target"])
+        results.append(TaskResult(task=task.name, domain=task.domain, held_out=task.held_out,
+                                  examples=len(examples), scores=scores, primary=task.metrics[0]))
+        _write_predictions(run, task, examples, predictions)
+    if not accelerator.is_main_process:
+        return None
+    summary = summarize(results)
+    if step is not None:
+        summary["step"] = step
+    write_report(summary, run.root)
+    return summary
+
+
+def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, predictions: list[str]) -> None:
+    path = run.predictions_dir / f"{task.name.replace('/', '__')}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for example, prediction in zip(examples, predictions):
+            record = {"id": example["row"], "task": task.name, "template": example["template"],
+                      "input": example["source"], "prediction": prediction, "target": example["target"]}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

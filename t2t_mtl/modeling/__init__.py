@@ -1,0 +1,1 @@
+"""Backbones, adapters and export."""

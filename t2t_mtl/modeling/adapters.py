@@ -1,0 +1,83 @@
+"""What gets trained: PEFT LoRA on the backbone's block linears, or the full model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
+from torch import nn
+from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
+
+from t2t_mtl.errors import T2TError
+from t2t_mtl.modeling.backbone import Backbone
+from t2t_mtl.recipe import AdapterSpec
+
+BLOCK = re.compile(r"\.(layer|layers|block)\.\d+\.")
+
+
+def target_pattern(model: nn.Module, spec: AdapterSpec, new_modules: list[str]) -> str:
+    """A regex over module names: the chosen linears inside repeated blocks, minus new modules.
+
+    `all-linear` takes every linear inside the encoder/decoder blocks; a list takes linears
+    whose last name part is listed (e.g. [q, v]). Heads, poolers and the freshly
+    initialised modules (trained in full instead) are left out.
+    """
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and BLOCK.search(n)]
+    linears = [n for n in linears if not any(new in n for new in new_modules)]
+    leaves = sorted({n.rsplit(".", 1)[-1] for n in linears})
+    if spec.targets != "all-linear":
+        unknown = sorted(set(spec.targets) - set(leaves))
+        if unknown:
+            raise T2TError(f"adapter.targets {unknown} name no linear layer of this model; its linears are {leaves}")
+        leaves = list(spec.targets)
+    if not linears:
+        raise T2TError("adapter: the model has no linear layers inside numbered blocks to adapt")
+    excluded = "|".join(re.escape(n) for n in new_modules)
+    guard = f"(?!.*(?:{excluded}))" if excluded else ""
+    return rf"^{guard}.*\.(?:layer|layers|block)\.\d+\..*\b(?:{'|'.join(map(re.escape, leaves))})$"
+
+
+def apply_adapter(backbone: Backbone, spec: AdapterSpec) -> nn.Module:
+    """Wrap the backbone for training; new modules are always trained in full."""
+    model = backbone.model
+    if spec.type == "full":
+        model.requires_grad_(True)
+        return model
+    config = LoraConfig(
+        r=spec.rank,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=target_pattern(model, spec, backbone.new_modules),
+        modules_to_save=backbone.new_modules or None,
+        task_type="SEQ_2_SEQ_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def save_trained(model: nn.Module, folder: Path) -> None:
+    """Write what was trained: a PEFT adapter (safetensors) or the full model."""
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def load_trained(backbone: Backbone, spec: AdapterSpec, folder: Path) -> PreTrainedModel | PeftModel:
+    """Rebuild the trained model from the backbone and a saved folder, for inference."""
+    if spec.type == "full":
+        return AutoModelForSeq2SeqLM.from_pretrained(folder)
+    if not (folder / "adapter_config.json").is_file():
+        raise T2TError(f"{folder} holds no PEFT adapter (adapter_config.json missing)")
+    return PeftModel.from_pretrained(backbone.model, folder)
+
+
+def load_weights_into(model: nn.Module, folder: Path) -> None:
+    """Load saved trained weights into a live model of the same shape (for resuming)."""
+    if isinstance(model, PeftModel):
+        weights = load_file(folder / "adapter_model.safetensors", device=str(model.device))
+        result = set_peft_model_state_dict(model, weights)
+        unexpected = getattr(result, "unexpected_keys", [])
+    else:
+        weights = load_file(folder / "model.safetensors", device=str(next(model.parameters()).device))
+        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+    if unexpected:
+        raise T2TError(f"{folder} does not belong to this model: unexpected weights {unexpected[:3]}...")

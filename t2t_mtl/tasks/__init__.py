@@ -1,0 +1,1 @@
+"""Task files: schema, registry, data sources and mixture sampling."""

@@ -1,0 +1,87 @@
+"""Find task files by name, glob or path under the task folders."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.recipe import Recipe, TaskEntry
+from t2t_mtl.tasks.schema import TaskSpec, load_task_file
+
+
+class TaskRegistry:
+    """All task files found under some folders, indexed by task name."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders = folders
+        self._tasks: dict[str, TaskSpec] = {}
+        for folder in folders:
+            for path in sorted(folder.rglob("*.yaml")):
+                self.add(load_task_file(path))
+
+    def add(self, task: TaskSpec) -> None:
+        """Register one task; two files with the same task name are an error."""
+        known = self._tasks.get(task.name)
+        if known is not None and known.file != task.file:
+            raise T2TError(f"task name '{task.name}' is defined twice: {known.file} and {task.file}")
+        self._tasks[task.name] = task
+
+    @property
+    def names(self) -> list[str]:
+        """Every registered task name, sorted."""
+        return sorted(self._tasks)
+
+    def get(self, name: str) -> TaskSpec:
+        """The task with this name; a near miss suggests the closest name."""
+        if name not in self._tasks:
+            raise T2TError(
+                f"no task named '{name}' in {', '.join(map(str, self.folders))}.{closest(name, self.names)}"
+                f" Run `t2t-mtl tasks list` to see them."
+            )
+        return self._tasks[name]
+
+    def select(self, pattern: str) -> list[TaskSpec]:
+        """Tasks matching a name, a glob (`ie/*`), or a path to a task file."""
+        if pattern.endswith((".yaml", ".yml")) and Path(pattern).is_file():
+            task = load_task_file(pattern)
+            self.add(task)
+            return [task]
+        if any(ch in pattern for ch in "*?["):
+            matched = [self._tasks[n] for n in self.names if fnmatch.fnmatchcase(n, pattern)]
+            if not matched:
+                domains = sorted({t.domain for t in self._tasks.values()})
+                raise T2TError(f"no task matches '{pattern}'. Domains present: {domains}.")
+            return matched
+        return [self.get(pattern)]
+
+
+def resolve_folders(entries: list[str], anchors: list[Path]) -> list[Path]:
+    """Resolve task folders: absolute paths as given, relative ones against each anchor in turn."""
+    folders = []
+    for entry in entries:
+        candidates = [Path(entry)] if Path(entry).is_absolute() else [a / entry for a in anchors]
+        found = next((c for c in candidates if c.is_dir()), None)
+        if found is None:
+            raise T2TError(f"task folder '{entry}' not found (looked in {[str(c) for c in candidates]})")
+        folders.append(found.resolve())
+    return folders
+
+
+@dataclass(frozen=True)
+class SelectedTask:
+    """A task chosen by a recipe, with that recipe's entry (data overrides, rate, cap)."""
+
+    spec: TaskSpec
+    entry: TaskEntry
+
+
+def select_tasks(recipe: Recipe, anchors: list[Path]) -> list[SelectedTask]:
+    """The recipe's tasks in recipe order, globs expanded, each task once."""
+    registry = TaskRegistry(resolve_folders(recipe.task_dirs, anchors))
+    chosen: dict[str, SelectedTask] = {}
+    for entry in recipe.tasks:
+        for spec in registry.select(entry.name):
+            chosen.setdefault(spec.name, SelectedTask(spec, entry))
+    return list(chosen.values())

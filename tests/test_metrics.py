@@ -1,0 +1,100 @@
+"""Shipped metrics: hand-computed values, offline loading, errors."""
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from rouge_score import rouge_scorer
+
+from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation import available_metrics, compute_metrics, load_metric
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_network() -> Iterator[None]:
+    """Fail any name lookup or connection, and load every metric fresh meanwhile."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"network access: {args}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_DATASETS_OFFLINE", "1")
+        patch.setattr(socket, "getaddrinfo", refuse)
+        patch.setattr(socket.socket, "connect", refuse)
+        load_metric.cache_clear()
+        for name in available_metrics():
+            load_metric(name)
+        yield
+
+
+def test_available_metrics() -> None:
+    assert available_metrics() == ["accuracy", "exact_match", "rouge_l", "span_f1", "triple_f1"]
+
+
+def test_exact_match() -> None:
+    scores = compute_metrics(["exact_match"], ["acme corp .", "b", "C"], ["Acme Corp.", "x", "c"])
+    assert scores == {"exact_match": pytest.approx(200 / 3)}
+
+
+def test_accuracy_and_macro_f1() -> None:
+    scores = compute_metrics(["accuracy"], ["pos", "Neg", "neg", "pos"], ["pos", "pos", "neg", "neu"])
+    # per label F1 = 2tp / (predicted + gold): pos 2/4, neg 2/3, neu 0/1
+    assert scores == {"accuracy": 50.0, "accuracy/macro_f1": pytest.approx(100 * (1 / 2 + 2 / 3) / 3)}
+
+
+def test_rouge_l_equals_rouge_score() -> None:
+    pairs = [
+        ("The cat sat on the mat.", "A cat was sitting on the mat"),
+        ("police killed the gunman", "the gunman was shot down by police"),
+        ("nothing in common", "entirely different words"),
+    ]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    expected = 100 * sum(scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in pairs) / len(pairs)
+    predictions, references = map(list, zip(*pairs))
+    assert compute_metrics(["rouge_l"], predictions, references)["rouge_l"] == pytest.approx(expected)
+
+
+def test_span_f1() -> None:
+    predictions = ["person: Bob; org: Acme", "None", "None", "loc : paris"]
+    references = ["person: bob", "None", "org: X", "loc: Paris; loc: Rome"]
+    # 3 predicted, 4 gold, 2 hits; the "None" on the entity-free sentence adds nothing
+    expected = {"span_f1": pytest.approx(400 / 7), "span_f1/precision": pytest.approx(200 / 3), "span_f1/recall": 50.0}
+    assert compute_metrics(["span_f1"], predictions, references) == expected
+    del predictions[1], references[1]
+    assert compute_metrics(["span_f1"], predictions, references) == expected
+
+
+def test_span_f1_without_any_entity_is_perfect() -> None:
+    assert compute_metrics(["span_f1"], ["None", "none"], ["None", "None"])["span_f1"] == 100.0
+    assert compute_metrics(["span_f1"], ["None"], ["person: bob"])["span_f1"] == 0.0
+
+
+def test_triple_f1() -> None:
+    predictions = ["works for: Bob, Acme", "None"]
+    references = ["works for: bob, acme; located in: Acme, Paris", "None"]
+    assert compute_metrics(["triple_f1"], predictions, references) == {
+        "triple_f1": pytest.approx(200 / 3),
+        "triple_f1/precision": 100.0,
+        "triple_f1/recall": 50.0,
+    }
+
+
+def test_several_metrics_at_once() -> None:
+    scores = compute_metrics(["exact_match", "span_f1"], ["person: bob"], ["person: Bob"])
+    assert scores == {"exact_match": 100.0, "span_f1": 100.0, "span_f1/precision": 100.0, "span_f1/recall": 100.0}
+
+
+def test_unknown_metric() -> None:
+    with pytest.raises(T2TError, match="available: accuracy, exact_match, .*Did you mean 'span_f1'"):
+        compute_metrics(["span_f"], ["a"], ["a"])
+
+
+def test_length_mismatch() -> None:
+    with pytest.raises(T2TError, match="2 predictions against 3 references"):
+        compute_metrics(["exact_match"], ["a", "b"], ["a", "b", "c"])
+
+
+def test_no_examples() -> None:
+    with pytest.raises(T2TError, match="No examples"):
+        compute_metrics(["exact_match"], [], [])

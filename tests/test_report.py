@@ -1,0 +1,59 @@
+"""Result summaries and report files."""
+
+from pathlib import Path
+
+import pytest
+
+from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation import TaskResult, read_report, summarize, to_markdown, write_report
+
+RESULTS = [
+    TaskResult("ie/ner", "ie", False, 50, {"span_f1": 80.0, "span_f1/precision": 90.0}, "span_f1"),
+    TaskResult("ie/re", "ie", True, 40, {"triple_f1": 40.0}, "triple_f1"),
+    TaskResult("dialogue/intent", "dialogue", False, 30, {"accuracy": 90.0, "accuracy/macro_f1": 70.0}, "accuracy"),
+]
+
+
+def test_summary_averages() -> None:
+    averages = summarize(RESULTS)["averages"]
+    assert averages == {
+        "by_domain": {"dialogue": {"tasks": 1, "score": 90.0}, "ie": {"tasks": 2, "score": 60.0}},
+        "seen": {"tasks": 2, "score": 85.0},
+        "held_out": {"tasks": 1, "score": 40.0},
+        "overall": {"tasks": 3, "score": 70.0},
+    }
+
+
+def test_summary_leaves_out_empty_groups() -> None:
+    assert "held_out" not in summarize(RESULTS[:1])["averages"]
+
+
+def test_summary_tasks() -> None:
+    first = summarize(RESULTS)["tasks"][0]
+    assert first["task"] == "ie/ner" and first["primary"] == "span_f1" and first["score"] == 80.0
+
+
+def test_primary_must_be_scored() -> None:
+    with pytest.raises(T2TError, match="no score for its primary metric 'rouge_l'"):
+        TaskResult("x", "d", False, 1, {"exact_match": 1.0}, "rouge_l")
+
+
+def test_markdown() -> None:
+    markdown = to_markdown(summarize(RESULTS))
+    assert "| ie/ner | ie | seen | 50 | span_f1 | 80.00 | span_f1/precision 90.00 |" in markdown
+    assert "| ie/re | ie | held-out | 40 | triple_f1 | 40.00 |  |" in markdown
+    for row in ["| domain ie | 2 | 60.00 |", "| seen | 2 | 85.00 |", "| held-out | 1 | 40.00 |", "| overall | 3 | 70.00 |"]:
+        assert row in markdown
+
+
+def test_write_and_read(tmp_path: Path) -> None:
+    summary = summarize(RESULTS)
+    out_dir = tmp_path / "run"
+    write_report(summary, out_dir)
+    assert (out_dir / "results.md").read_text() == to_markdown(summary)
+    assert read_report(out_dir) == summary
+
+
+def test_read_missing_report(tmp_path: Path) -> None:
+    with pytest.raises(T2TError, match="No results.json"):
+        read_report(tmp_path)
