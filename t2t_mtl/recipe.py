@@ -127,6 +127,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node: Any = raw
     for depth, key in enumerate(keys[:-1]):
         if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            if isinstance(node[int(key)], str):  # a bare task name becomes {name: ...}
+                node[int(key)] = {"name": node[int(key)]}
             node = node[int(key)]
             continue
         if not isinstance(node, dict):

@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from t2t_mtl.data import Seq2SeqCollator, TaskData, TokenizerSettings, build_task_data
-from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.report import to_markdown
 from t2t_mtl.evaluation.runner import evaluate_sets
 from t2t_mtl.modeling.adapters import apply_adapter, load_weights_into, save_trained
@@ -34,6 +33,7 @@ from t2t_mtl.tasks.mixture import MixtureRow, group_batches, mixture_shares, sam
 from t2t_mtl.tasks.registry import select_tasks
 
 logger = logging.getLogger(__name__)
+GROUP_WINDOW = 64  # micro-batches sorted together by length
 
 
 @dataclass
@@ -69,12 +69,15 @@ def make_plan(data: TaskData, recipe: Recipe, world: int) -> tuple[TrainingPlan,
     micro = train.batch_size * world
     per_step = micro * train.grad_accum
     steps = train.max_steps or max(1, math.ceil(float(train.epochs or 0) * sum(sizes) / per_step))
-    stream = sample_stream(sizes, shares, steps * per_step, train.seed)
+    # Sample whole grouping windows so the plan of a longer run starts with that of a shorter one.
+    micro_batches = -(-steps * train.grad_accum // GROUP_WINDOW) * GROUP_WINDOW
+    stream = sample_stream(sizes, shares, micro_batches * micro, train.seed)
     stream[:, 0] = np.asarray(ids)[stream[:, 0]]
-    lengths_of = {i: np.asarray([len(a) + len(b) for a, b in zip(d["input_ids"], d["labels"])]) for i, d in data.train_sets.items()}
     if train.group_by_length:
+        lengths_of = {i: np.asarray([len(a) + len(b) for a, b in zip(d["input_ids"], d["labels"])])
+                      for i, d in data.train_sets.items()}
         lengths = np.fromiter((lengths_of[t][e] for t, e in stream), dtype=np.int64, count=len(stream))
-        order = group_batches(lengths, micro, train.seed)
+        order = group_batches(lengths, micro, train.seed, window=GROUP_WINDOW)
     else:
         order = np.arange(len(stream)).reshape(-1, micro)
     table = [MixtureRow(data.tasks[i].name, n, data.rates[i], float(s)) for i, n, s in zip(ids, sizes, shares)]
@@ -302,6 +305,4 @@ def _has_tensorboard() -> bool:
 
 def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False) -> dict[str, Any] | None:
     """Run a recipe from start (or the latest checkpoint) to its evaluated final weights."""
-    if recipe.train.eval_every is None and recipe.train.save_every is None and resume:
-        raise T2TError("--resume needs checkpoints, but train.save_every is not set in this recipe")
     return Trainer(recipe, anchors, resume=resume, overwrite=overwrite).fit()

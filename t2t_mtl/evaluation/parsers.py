@@ -11,20 +11,21 @@ So types contain no ":" or ";", names no ";", and triple heads no ","
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator
 
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.normalize import normalize_text
 
 
-class OutputParser:
+class OutputParser(ABC):
     """Turns a generated or reference text into a comparable structure."""
 
-    name: str = ""
+    name: str
 
+    @abstractmethod
     def parse(self, text: str) -> Hashable:
         """Parse ``text``; never raises."""
-        raise NotImplementedError
 
     def labels_of(self, parsed: Hashable) -> set[str]:
         """The label values (classes, entity or relation types) used in ``parsed``."""
@@ -59,7 +60,7 @@ class LabelParser(TextParser):
 
 
 class TypedSpansParser(OutputParser):
-    """"type: span; type: span" or "None" to a frozenset of (type, span)."""
+    """Typed spans, from "type: span; type: span" or "None" to a frozenset of (type, span)."""
 
     name = "typed_spans"
 
@@ -72,7 +73,7 @@ class TypedSpansParser(OutputParser):
 
 
 class TriplesParser(OutputParser):
-    """"type: head, tail; ..." or "None" to a frozenset of (head, type, tail)."""
+    """Relations, from "type: head, tail; ..." or "None" to a frozenset of (head, type, tail)."""
 
     name = "triples"
 

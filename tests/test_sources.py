@@ -1,0 +1,54 @@
+"""Data sources: clear errors for missing, empty and corrupt files and wrong column maps."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import colour_rows, write_task
+from t2t_mtl.errors import T2TError
+from t2t_mtl.tasks.schema import load_task_file
+from t2t_mtl.tasks.sources import load_rows
+
+
+def test_train_and_eval_rows_split_without_overlap(tmp_path: Path):
+    task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(20)))
+    train, evaluation = load_rows(task, "train"), load_rows(task, "eval")
+    assert len(train) == 15 and len(evaluation) == 5
+    assert not set(train["text"]) & set(evaluation["text"])
+
+
+def test_missing_file(tmp_path: Path):
+    task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(4)))
+    with pytest.raises(T2TError, match=r"c.yaml \(task toy/c\): data file .*other.jsonl does not exist"):
+        load_rows(task, "train", data="other.jsonl")
+
+
+def test_empty_file(tmp_path: Path):
+    task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(4)))
+    (tmp_path / "c.jsonl").write_text("")
+    with pytest.raises(T2TError, match="is empty"):
+        load_rows(task, "train")
+
+
+def test_corrupt_jsonl_line_is_named(tmp_path: Path):
+    task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(4)))
+    path = tmp_path / "c.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2][:-3]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(T2TError, match=r"c.jsonl, line 3: corrupt JSON"):
+        load_rows(task, "train")
+
+
+def test_column_mapping_to_absent_column(tmp_path: Path):
+    task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(4), columns={"text": "txt", "label": "label"}))
+    with pytest.raises(T2TError, match=r"columns.text maps to column 'txt'.*Did you mean 'text'"):
+        load_rows(task, "train")
+
+
+def test_csv_source_and_held_out_rules(tmp_path: Path):
+    (tmp_path / "c.csv").write_text("text,label\nthe sky,blue\nthe leaf,green\n")
+    task = load_task_file(write_task(tmp_path, "toy/c", [], source={"format": "csv", "path": "c.csv"}, held_out=True))
+    assert load_rows(task, "eval")["label"] == ["blue", "green"]
+    with pytest.raises(T2TError, match="held out"):
+        load_rows(task, "train")

@@ -1,0 +1,95 @@
+"""End to end on a tiny T5: train → checkpoints → evaluate → predict, reload and resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from conftest import colour_rows, make_recipe
+from t2t_mtl.cli import main
+from t2t_mtl.inference import Predictor
+
+
+def run_train(tmp_path: Path, recipe: dict, *flags: str, name: str = "recipe.yaml") -> int:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(recipe))
+    return main(["train", str(path), *flags])
+
+
+@pytest.fixture
+def trained(tmp_path: Path, tiny_t5: Path, task_dir: Path) -> Path:
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"save_every": 2, "eval_every": 2})
+    assert run_train(tmp_path, recipe) == 0
+    return Path(recipe["output_dir"])
+
+
+def test_run_folder_is_complete(trained: Path):
+    log = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 4 and all(r["tokens_per_s"] > 0 for r in log if "loss" in r)
+    assert [p.name for p in sorted((trained / "checkpoints").iterdir())] == ["step-000002", "step-000004"]
+    assert (trained / "checkpoints/step-000002/COMPLETE").is_file()
+    assert (trained / "final/adapter_model.safetensors").is_file()
+    results = json.loads((trained / "results.json").read_text())
+    assert {t["task"] for t in results["tasks"]} == {"toy/colours", "toy/colours_b", "toy/unseen"}
+    assert all("accuracy" in t["scores"] for t in results["tasks"])
+    assert "| toy/unseen |" in (trained / "results.md").read_text()
+    tasks = json.loads((trained / "tasks.json").read_text())
+    assert [t["id"] for t in tasks] == [0, 1, 2] and tasks[2]["held_out"]
+    assert set(json.loads((trained / "templates.lock.json").read_text())["toy/colours"]) == {"ask", "plain"}
+
+
+def test_reloaded_run_predicts_what_training_evaluated(trained: Path):
+    records = [json.loads(line) for line in (trained / "predictions/toy__colours.jsonl").read_text().splitlines()]
+    predictor = Predictor.from_run(trained)
+    rows = [{"text": r["input"].split("\n", 1)[1]} for r in records]
+    assert predictor.predict("toy/colours", rows) == [r["prediction"] for r in records]
+
+
+def test_evaluate_reproduces_results(trained: Path):
+    before = json.loads((trained / "results.json").read_text())
+    (trained / "results.json").unlink()
+    assert main(["evaluate", str(trained)]) == 0
+    after = json.loads((trained / "results.json").read_text())
+    assert [t["scores"] for t in after["tasks"]] == [t["scores"] for t in before["tasks"]]
+
+
+def test_predict_writes_one_line_per_row(trained: Path, task_dir: Path, tmp_path: Path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in colour_rows(5)))
+    out = tmp_path / "out.jsonl"
+    code = main(["predict", str(trained), "--task", str(task_dir / "toy/unseen.yaml"), "--input", str(rows),
+                 "--output", str(out)])
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 5 and all("prediction" in line for line in lines)
+    assert main(["predict", str(trained), "--instruction", "Colour?", "--text", "the sky"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_existing_run_is_refused_without_flag(trained: Path, tmp_path: Path, tiny_t5: Path, task_dir: Path, capsys):
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"lr": 0.5})
+    assert run_train(tmp_path, recipe, name="other.yaml") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (trained / "final/COMPLETE").is_file()
+    assert run_train(tmp_path, recipe, "--resume", name="other.yaml") == 2
+    assert "differs in ['train.lr']" in capsys.readouterr().err
+
+
+def test_resume_continues_to_the_same_weights(tmp_path: Path, tiny_t5: Path, task_dir: Path):
+    def recipe(folder: str, steps: int) -> dict:
+        return make_recipe(tmp_path, tiny_t5, task_dir, output_dir=str(tmp_path / folder),
+                           train={"max_steps": steps, "save_every": 2, "scheduler": "constant"},
+                           eval={"max_examples": 1, "max_new_tokens": 1})
+
+    assert run_train(tmp_path, recipe("straight", 4)) == 0
+    assert run_train(tmp_path, recipe("split", 2)) == 0
+    assert run_train(tmp_path, recipe("split", 4), "--resume") == 0
+    straight = load_file(tmp_path / "straight/final/adapter_model.safetensors")
+    resumed = load_file(tmp_path / "split/final/adapter_model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6)
