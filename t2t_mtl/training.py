@@ -93,16 +93,11 @@ def _print_table(table: list[MixtureRow], truncated: dict[str, tuple[int, int]])
     print()
 
 
-def _decoder_inputs(model: nn.Module, labels: torch.Tensor) -> torch.Tensor:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.prepare_decoder_input_ids_from_labels(labels=labels)
-
-
 def _token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Summed cross-entropy over target tokens (normalised by the caller over the global step)."""
     labels = batch["labels"]
     outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    decoder_input_ids=_decoder_inputs(model, labels))
+                    decoder_input_ids=batch["decoder_input_ids"])
     logits = outputs.logits
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum")
 
@@ -206,7 +201,9 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------
     def _batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         examples = [self.data.train_sets[int(t)][int(e)] for t, e in rows]
-        return {k: v.to(self.accelerator.device) for k, v in self.collate(examples).items()}
+        batch = self.collate(examples)
+        batch["decoder_input_ids"] = self.backbone.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+        return {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
     def _global_tokens(self, step: int) -> int:
         return sum(len(self.data.train_sets[int(t)][int(e)]["labels"]) for t, e in self.plan.step_batches(step))
