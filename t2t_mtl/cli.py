@@ -33,39 +33,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from accelerate import Accelerator
-
-    from t2t_mtl.data import TokenizerSettings, build_eval_sets
     from t2t_mtl.evaluation.report import to_markdown
-    from t2t_mtl.evaluation.runner import evaluate_sets
-    from t2t_mtl.inference import Predictor
-    from t2t_mtl.tasks.registry import SelectedTask
-    from t2t_mtl.tasks.schema import load_task_file
+    from t2t_mtl.evaluation.runner import evaluate_run
 
-    accelerator = Accelerator()
-    predictor = Predictor.from_run(args.run_dir, device=str(accelerator.device))
-    recipe = predictor.recipe
-    spec = recipe.eval.model_copy(update={k: v for k, v in
-                                          {"tasks": args.tasks, "max_examples": args.max_examples}.items() if v})
-    entries = {e.name: e for e in recipe.tasks}
-    selected = [SelectedTask(load_task_file(row["file"]), _entry_for(row["name"], entries))
-                for row in predictor.run.tasks()]
-    settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
-    eval_sets = build_eval_sets(selected, settings, spec)
-    summary = evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run)
+    summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples)
     if summary is not None:
         print(to_markdown(summary))
-
-
-def _entry_for(name: str, entries: dict):
-    import fnmatch
-
-    from t2t_mtl.recipe import TaskEntry
-
-    for pattern, entry in entries.items():
-        if pattern == name or fnmatch.fnmatchcase(name, pattern):
-            return entry
-    return TaskEntry(name=name)
 
 
 def _read_rows(path: Path) -> list[dict]:

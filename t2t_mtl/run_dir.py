@@ -62,20 +62,24 @@ class RunDir:
         """The task table: name, id, domain, held_out, instruction, file."""
         return json.loads(self.tasks_file.read_text(encoding="utf-8"))
 
-    def prepare(self, recipe: Recipe, resume: bool, overwrite: bool) -> None:
-        """Claim the folder for this recipe; refuse to mix two different runs."""
+    def check(self, recipe: Recipe, resume: bool, overwrite: bool) -> None:
+        """Refuse to mix two runs in one folder: an existing run needs --resume or --overwrite."""
+        if not self.exists() or overwrite:
+            return
+        if not resume:
+            raise T2TError(
+                f"output folder {self.root} already holds a run. Pass --resume to continue it or "
+                f"--overwrite to replace it, or choose another output_dir=..."
+            )
+        changed = self._defining_changes(recipe)
+        if changed:
+            raise T2TError(f"cannot resume {self.root}: the recipe differs in {changed}. "
+                           f"Use another output_dir or --overwrite.")
+
+    def claim(self, recipe: Recipe, overwrite: bool) -> None:
+        """Take the folder for this recipe (after `check` and once the inputs are known good)."""
         if self.exists() and overwrite:
             shutil.rmtree(self.root)
-        elif self.exists():
-            changed = self._defining_changes(recipe)
-            if not resume:
-                raise T2TError(
-                    f"output folder {self.root} already holds a run. Pass --resume to continue it or "
-                    f"--overwrite to replace it, or choose another output_dir=..."
-                )
-            if changed:
-                raise T2TError(f"cannot resume {self.root}: the recipe differs in {changed}. "
-                               f"Use another output_dir or --overwrite.")
         self.root.mkdir(parents=True, exist_ok=True)
         self.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
 

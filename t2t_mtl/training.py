@@ -108,22 +108,22 @@ class Trainer:
     def __init__(self, recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False) -> None:
         self.recipe = recipe
         self.run = RunDir(recipe.output_dir)
-        trackers = ["tensorboard"] if _has_tensorboard() else None
-        self.accelerator = Accelerator(log_with=trackers, project_dir=str(self.run.root))
-        self.main = self.accelerator.is_main_process
-        if self.main:
-            self.run.prepare(recipe, resume=resume, overwrite=overwrite)
-        self.accelerator.wait_for_everyone()
+        self.run.check(recipe, resume=resume, overwrite=overwrite)
         set_seed(recipe.train.seed)
         selected = select_tasks(recipe, anchors)
         self.backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
         self.settings = TokenizerSettings(self.backbone.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
+        trackers = ["tensorboard"] if _has_tensorboard() else None
+        self.accelerator = Accelerator(log_with=trackers, project_dir=str(self.run.root))
+        self.main = self.accelerator.is_main_process
         with self.accelerator.main_process_first():
             self.data = build_task_data(selected, self.settings, recipe)
         self.plan, table = make_plan(self.data, recipe, self.accelerator.num_processes)
         if self.main:
+            self.run.claim(recipe, overwrite=overwrite)
             self.run.write_task_table(self.data.tasks)
             _print_table(table, self.data.truncated)
+        self.accelerator.wait_for_everyone()
         model = apply_adapter(self.backbone, recipe.adapter)
         if recipe.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()

@@ -93,3 +93,15 @@ def test_resume_continues_to_the_same_weights(tmp_path: Path, tiny_t5: Path, tas
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=1e-6)
+
+
+def test_bad_data_fails_before_claiming_the_output_folder(tmp_path: Path, tiny_t5: Path, task_dir: Path, capsys):
+    data = task_dir / "toy/colours.jsonl"
+    good = data.read_text()
+    data.write_text(good + "{not json\n")
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"max_steps": 1})
+    assert run_train(tmp_path, recipe) == 2
+    assert "colours.jsonl, line 41: corrupt JSON" in capsys.readouterr().err
+    assert not Path(recipe["output_dir"], "recipe.yaml").exists()
+    data.write_text(good)
+    assert run_train(tmp_path, recipe) == 0

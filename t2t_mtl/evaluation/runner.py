@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -11,13 +12,14 @@ from accelerate.utils import gather_object
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from t2t_mtl.data import EvalSet
+from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
 from t2t_mtl.evaluation.report import TaskResult, summarize, write_report
-from t2t_mtl.inference import generate
+from t2t_mtl.inference import Predictor, generate
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
-from t2t_mtl.tasks.schema import TaskSpec
+from t2t_mtl.tasks.registry import SelectedTask, entry_for
+from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 
 
 def _generate_sharded(
@@ -68,3 +70,16 @@ def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, 
             record = {"id": example["row"], "task": task.name, "template": example["template"],
                       "input": example["source"], "prediction": prediction, "target": example["target"]}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None) -> dict[str, Any] | None:
+    """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks)."""
+    accelerator = Accelerator()
+    predictor = Predictor.from_run(run_dir, device=str(accelerator.device))
+    recipe = predictor.recipe
+    overrides = {"tasks": tasks, "max_examples": max_examples}
+    spec = recipe.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    selected = [SelectedTask(load_task_file(row["file"]), entry_for(recipe, row["name"])) for row in predictor.run.tasks()]
+    settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
+    eval_sets = build_eval_sets(selected, settings, spec)
+    return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run)

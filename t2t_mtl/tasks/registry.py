@@ -85,3 +85,11 @@ def select_tasks(recipe: Recipe, anchors: list[Path]) -> list[SelectedTask]:
         for spec in registry.select(entry.name):
             chosen.setdefault(spec.name, SelectedTask(spec, entry))
     return list(chosen.values())
+
+
+def entry_for(recipe: Recipe, name: str) -> TaskEntry:
+    """The recipe entry (name or glob) that selected a task; a plain entry when none did."""
+    for entry in recipe.tasks:
+        if entry.name == name or fnmatch.fnmatchcase(name, entry.name):
+            return entry
+    return TaskEntry(name=name)
