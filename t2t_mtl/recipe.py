@@ -166,4 +166,10 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise T2TError(f"recipe {path} must be a YAML mapping (model, adapter, tasks, train, ...)")
     for override in overrides:
         apply_override(raw, override)
-    return parse_recipe(raw, f"recipe {path}")
+    recipe = parse_recipe(raw, f"recipe {path}")
+    for entry in recipe.tasks:  # data paths in a recipe are relative to the recipe file
+        for key in ("data", "eval_data"):
+            value = getattr(entry, key)
+            if value and not Path(value).is_absolute() and (path.parent / value).exists():
+                setattr(entry, key, str((path.parent / value).resolve()))
+    return recipe

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -20,8 +20,6 @@ from pydantic import (
 from t2t_mtl.errors import T2TError
 from t2t_mtl.validation import describe_validation_error
 
-SourceFormat = Literal["json", "jsonl", "csv", "parquet", "hub"]
-
 
 class Strict(BaseModel):
     """Base for schema objects: unknown keys are errors."""
@@ -32,14 +30,17 @@ class Strict(BaseModel):
 class SourceSpec(Strict):
     """Where a task's rows come from.
 
-    `path` and `eval_path` are local files (relative to the task file) or, with
-    `format: hub`, a Hugging Face dataset id. Without `eval_path`, evaluation uses the
+    `format` is a file format that `datasets` reads (json, jsonl, csv, parquet), `hub` (then
+    `path` is a Hugging Face dataset id), or the name of an importer for a benchmark's own
+    layout (see `t2t_mtl.tasks.importers`), configured by `options`. Local paths are
+    relative to the task file. Without `eval_path`, evaluation uses the
     last `eval_size` rows of the training source (a fraction when below 1) and training
     the rest.
     """
 
-    format: SourceFormat = "jsonl"
+    format: str = "jsonl"
     path: str
+    options: dict[str, Any] = Field(default_factory=dict)
     split: str = "train"
     eval_path: str | None = None
     eval_split: str | None = None

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import datasets
 
 from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.tasks.importers import IMPORTERS
 from t2t_mtl.tasks.schema import TaskSpec
 
 Split = Literal["train", "eval"]
@@ -44,16 +45,26 @@ def _check_local_file(path: Path, fmt: str, where: str) -> None:
             raise T2TError(f"{where}: {path} must hold a non-empty JSON list of objects.")
 
 
+FILE_FORMATS = ("json", "jsonl", "csv", "parquet")
+
+
 def _load(task: TaskSpec, location: str, split_name: str) -> datasets.Dataset:
     fmt = task.source.format
     if fmt == "hub":
-        return datasets.load_dataset(location, split=split_name)
+        return datasets.load_dataset(location, split=split_name, **task.source.options)
     path = Path(location)
     path = path if path.is_absolute() else task.base_dir / path
+    if fmt in IMPORTERS:
+        if not path.exists():
+            raise T2TError(f"{task.where}: {path} does not exist. Fix 'source.path' or pass data= in the recipe.")
+        return IMPORTERS[fmt](path, task.source.options, task)
+    if fmt not in FILE_FORMATS:
+        known = [*FILE_FORMATS, "hub", *sorted(IMPORTERS)]
+        raise T2TError(f"{task.where}: unknown source.format '{fmt}'.{closest(fmt, known)} Known formats: {known}")
     _check_local_file(path, fmt, task.where)
     builder = "json" if fmt in ("json", "jsonl") else fmt
     try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **task.source.options)
     except Exception as error:  # datasets raises many types for unreadable files
         raise T2TError(f"{task.where}: could not read {path} as {fmt}: {error}") from error
 
