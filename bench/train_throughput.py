@@ -25,7 +25,8 @@ from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTraining
 from t2t_mtl.modeling.adapters import apply_adapter
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.recipe import load_recipe
-from t2t_mtl.training import Trainer, TrainingPlan, make_plan
+from t2t_mtl.plan import TrainingPlan, make_plan
+from t2t_mtl.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -85,22 +85,26 @@ def render_rows(
                     desc=f"render {task.name}")
 
 
+def _clip(ids: list[int], limit: int) -> list[int]:
+    """Truncate to `limit` tokens, keeping the final special token (EOS/SEP)."""
+    return ids if len(ids) <= limit else ids[: limit - 1] + ids[-1:]
+
+
 def tokenize(rendered: datasets.Dataset, settings: TokenizerSettings) -> datasets.Dataset:
-    """Add `input_ids`, `labels` (target + EOS) and truncation flags; cached by content."""
+    """Add `input_ids`, `labels` (target + EOS), their lengths and truncation flags; cached by content."""
     tok = settings.tokenizer
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         sources = tok(batch["source"], truncation=False)["input_ids"]
-        targets = tok(batch["target"], add_special_tokens=False, truncation=False)["input_ids"]
+        targets = [ids + [settings.eos_id] for ids in tok(batch["target"], add_special_tokens=False)["input_ids"]]
         out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "source_truncated": [], "target_truncated": []}
         for src, tgt in zip(sources, targets):
-            tgt = tgt + [settings.eos_id]
             out["source_truncated"].append(len(src) > settings.max_source_length)
             out["target_truncated"].append(len(tgt) > settings.max_target_length)
-            if len(src) > settings.max_source_length:
-                src = src[: settings.max_source_length - 1] + src[-1:]
-            out["input_ids"].append(src)
-            out["labels"].append(tgt[: settings.max_target_length - 1] + [settings.eos_id] if len(tgt) > settings.max_target_length else tgt)
+            out["input_ids"].append(_clip(src, settings.max_source_length))
+            out["labels"].append(_clip(tgt, settings.max_target_length))
+        out["source_length"] = [len(ids) for ids in out["input_ids"]]
+        out["target_length"] = [len(ids) for ids in out["labels"]]
         return out
 
     key = _digest(__version__, settings.fingerprint(), rendered._fingerprint)

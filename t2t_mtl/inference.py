@@ -31,8 +31,12 @@ def generate(
     examples: Sequence[dict[str, Any]],
     spec: EvalSpec,
     progress: bool = True,
+    synced_gpus: bool = False,
 ) -> list[str]:
-    """Generate one text per example (`input_ids`, `task_id`), longest first, in input order."""
+    """Generate one text per example (`input_ids`, `task_id`), longest first, in input order.
+
+    `synced_gpus` keeps ranks of a sharded model (ZeRO-3, FSDP) stepping together.
+    """
     model.eval()
     device = next(model.parameters()).device
     collate = Seq2SeqCollator(pad_id=tokenizer.pad_token_id)
@@ -46,6 +50,7 @@ def generate(
             attention_mask=batch["attention_mask"].to(device),
             num_beams=spec.num_beams,
             max_new_tokens=spec.max_new_tokens,
+            synced_gpus=synced_gpus,
         )
         for i, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
             outputs[i] = text.strip()

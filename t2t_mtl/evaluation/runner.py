@@ -8,7 +8,7 @@ from typing import Any
 
 import datasets
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedType, gather_object
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -26,10 +26,17 @@ def _generate_sharded(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
     examples: datasets.Dataset, spec: EvalSpec,
 ) -> list[str]:
-    """Each rank generates every world-size-th example; the gathered list is in input order."""
+    """Each rank generates every world-size-th example; the gathered list is in input order.
+
+    Every rank gets the same number of examples (the short ones repeat one), so sharded
+    models (ZeRO-3, FSDP) can generate with synchronised ranks without hanging.
+    """
     rank, world = accelerator.process_index, accelerator.num_processes
     mine = list(range(rank, len(examples), world))
-    texts = generate(model, tokenizer, [examples[i] for i in mine], spec, progress=accelerator.is_main_process)
+    mine += mine[-1:] * (-(-len(examples) // world) - len(mine)) if mine else [0] * (len(examples) > 0)
+    synced = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP) and world > 1
+    texts = generate(accelerator.unwrap_model(model), tokenizer, [examples[i] for i in mine], spec,
+                     progress=accelerator.is_main_process, synced_gpus=synced)
     pairs = list(zip(mine, texts))
     by_index = dict(gather_object(pairs) if world > 1 else pairs)
     return [by_index[i] for i in range(len(examples))]

@@ -56,9 +56,12 @@ def apply_adapter(backbone: Backbone, spec: AdapterSpec) -> nn.Module:
     return get_peft_model(model, config)
 
 
-def save_trained(model: nn.Module, folder: Path) -> None:
-    """Write what was trained: a PEFT adapter (safetensors) or the full model."""
-    model.save_pretrained(folder, safe_serialization=True)
+def save_trained(model: nn.Module, folder: Path, state_dict: dict | None = None) -> None:
+    """Write what was trained: a PEFT adapter (safetensors) or the full model.
+
+    `state_dict` is the gathered full state when the live weights are sharded (ZeRO-3, FSDP).
+    """
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
 
 
 def load_trained(backbone: Backbone, spec: AdapterSpec, folder: Path) -> PreTrainedModel | PeftModel:

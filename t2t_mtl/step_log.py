@@ -1,0 +1,90 @@
+"""What the loop reports: log.jsonl, tracker scalars and the progress bar, per window of steps."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from t2t_mtl.evaluation.report import to_markdown
+from t2t_mtl.run_dir import RunDir
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory since the last reset: GPU allocations, or the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+        return peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StepLog:
+    """Accumulates loss and throughput over `every` steps and reports them on the main process."""
+
+    def __init__(self, accelerator: Accelerator, run: RunDir, every: int, total: int, start: int) -> None:
+        self.accelerator = accelerator
+        self.run = run
+        self.every = every
+        self.main = accelerator.is_main_process
+        self.bar = tqdm(total=total, initial=start, disable=not self.main, desc="train")
+        if self.main and start:
+            self._forget_after(start)
+        self._reset()
+
+    def _reset(self) -> None:
+        device = self.accelerator.device
+        self.loss = torch.zeros((), device=device, dtype=torch.float64)
+        self.counts = torch.zeros(3, device=device, dtype=torch.float64)  # tokens, examples, target tokens
+        self.started = time.perf_counter()
+
+    def _forget_after(self, step: int) -> None:
+        """On resume, drop records of steps past the checkpoint so the log has each step once."""
+        if self.run.log_file.is_file():
+            lines = self.run.log_file.read_text(encoding="utf-8").splitlines()
+            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            self.run.log_file.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def add(self, loss_sum: torch.Tensor, tokens: int, examples: int, target_tokens: int) -> None:
+        """Account one step (this rank's loss sum and counts; target tokens are global)."""
+        self.loss += loss_sum
+        self.counts += torch.tensor([tokens, examples, 0], device=self.counts.device, dtype=self.counts.dtype)
+        self.counts[2] += target_tokens / self.accelerator.num_processes
+        self.bar.update(1)
+
+    def flush(self, step: int, lr: float) -> None:
+        """Write one record for the window ending at `step` (all ranks must call)."""
+        seconds = time.perf_counter() - self.started
+        totals = self.accelerator.reduce(torch.cat([self.loss[None], self.counts]), "sum")
+        record = {"step": step, "loss": float(totals[0] / totals[3]), "lr": lr,
+                  "tokens_per_s": float(totals[1]) / seconds, "examples_per_s": float(totals[2]) / seconds,
+                  "peak_memory_mb": peak_memory_mb(self.accelerator.device), "seconds": seconds}
+        if self.main:
+            self._write(record)
+            self.bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+            self.accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
+        self._reset()
+
+    def evaluation(self, step: int, summary: dict[str, Any] | None) -> None:
+        """Record an evaluation summary (main process only has one)."""
+        if summary is None:
+            return
+        averages = summary["averages"]
+        flat = {f"eval/{name}": group["score"] for name, group in averages.items() if name != "by_domain"}
+        flat.update({f"eval/domain/{name}": group["score"] for name, group in averages["by_domain"].items()})
+        self.accelerator.log(flat, step=step)
+        self._write({"step": step, "eval": averages})
+        self.bar.write("\n" + to_markdown(summary))
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self.run.log_file.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        self.bar.close()
