@@ -55,7 +55,8 @@ class Checkpointer:
         self.accelerator.save_state(str(temporary))
         self.accelerator.wait_for_everyone()
         if main:
-            state = {"step": step, "steps": steps, "world_size": self.accelerator.num_processes}
+            state = {"step": step, "steps": steps, "world_size": self.accelerator.num_processes,
+                     "distributed_type": str(self.accelerator.distributed_type.value)}
             (temporary / "trainer_state.json").write_text(json.dumps(state))
             _fsync_tree(temporary)
             (temporary / COMPLETE).touch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from transformers import get_scheduler
 
 from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
+from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.runner import evaluate_sets
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone
@@ -43,6 +45,17 @@ def _has_tensorboard() -> bool:
     return True
 
 
+def _check_process_group(accelerator: Accelerator) -> None:
+    """Refuse ranks that were launched together but did not join one process group."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise T2TError(
+            f"{launched} processes were launched but each runs alone (world size {accelerator.num_processes}); "
+            f"they would overwrite each other's run. On a machine without GPUs, set ACCELERATE_USE_CPU=1 "
+            f"(or pass --cpu) so the ranks join over gloo."
+        )
+
+
 class Trainer:
     """One training run of a recipe under Accelerate."""
 
@@ -58,6 +71,7 @@ class Trainer:
         self.accelerator = Accelerator(log_with=["tensorboard"] if _has_tensorboard() else None,
                                        project_dir=str(self.run.root))
         self.main = self.accelerator.is_main_process
+        _check_process_group(self.accelerator)
         with self.accelerator.main_process_first():
             self.data = build_task_data(selected, settings, recipe)
         self.plan, table = make_plan(self.data, recipe, self.accelerator.num_processes)
