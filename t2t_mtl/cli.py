@@ -62,8 +62,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
         task, rows = args.task, _read_rows(Path(args.input))
     else:
         raise T2TError("predict needs --task FILE_OR_NAME --input ROWS.jsonl, or --instruction TEXT --text TEXT")
+    fit_rows = _read_rows(Path(args.fit_data))[: args.fit_examples] if args.fit_data else None
+    if args.routing == "fit" and (fit_rows is None or len(fit_rows) < args.fit_examples):
+        raise T2TError(f"--routing fit asks for {args.fit_examples} labelled rows (--fit-examples) but --fit-data "
+                       f"gave {len(fit_rows or [])}")
     predictor = Predictor.from_run(args.run_dir)
-    predictions = predictor.predict(task, rows, template=args.template)
+    predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             for row, prediction in zip(rows, predictions):
@@ -81,10 +85,18 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from t2t_mtl.modeling.export import export_merged
+    from t2t_mtl.modeling.export import export_run
 
-    out = export_merged(args.run_dir, Path(args.merge))
-    print(f"wrote merged model to {out}; load it with AutoModelForSeq2SeqLM.from_pretrained('{out}')")
+    out = export_run(args.run_dir, Path(args.merge or args.out), merge=bool(args.merge), task=args.task,
+                     routing=args.routing, instruction=args.instruction)
+    loader = "AutoModelForSeq2SeqLM.from_pretrained" if args.merge else "PeftModel.from_pretrained(base_model, ...)"
+    print(f"wrote {out}; load it with {loader}('{out}')")
+
+
+def cmd_routing(args: argparse.Namespace) -> None:
+    from t2t_mtl.modeling.routed.inspect import show_routing
+
+    show_routing(args.run_dir, per_layer=args.layers, image=Path(args.png) if args.png else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", help="template id (default: the task's evaluation template)")
     p.add_argument("--instruction", help="an ad-hoc instruction instead of a task file")
     p.add_argument("--text", help="the input text for --instruction")
+    p.add_argument("--routing", help="routed runs, unseen tasks: average | similar | fit | task=NAME")
+    p.add_argument("--fit-data", help="labelled JSONL rows of the task for --routing fit")
+    p.add_argument("--fit-examples", type=int, default=16, help="rows of --fit-data to fit on (default 16)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tasks", help="list, show, validate and preview task files")
@@ -122,10 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-dir", action="append", help="task folder (default: ./instructions)")
     p.set_defaults(func=cmd_tasks)
 
-    p = sub.add_parser("export", help="write plain model weights for serving")
+    p = sub.add_parser("export", help="write plain weights (--merge) or a plain LoRA adapter (--out) for serving")
     p.add_argument("run_dir")
-    p.add_argument("--merge", required=True, metavar="OUT", help="merge the adapter into the backbone, save to OUT")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--merge", metavar="OUT", help="fold the adapter into the backbone and save to OUT")
+    target.add_argument("--out", metavar="OUT", help="save a PEFT adapter (routed runs: plain LoRA) to OUT")
+    p.add_argument("--task", help="routed runs: fold this trained task's routing")
+    p.add_argument("--routing", help="routed runs: average | similar | task=NAME")
+    p.add_argument("--instruction", help="the new task's instruction, for --routing similar")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("routing", help="show a routed run's task x skill routing (and a heatmap PNG)")
+    p.add_argument("run_dir")
+    p.add_argument("--layers", action="store_true", help="also print every layer's routing")
+    p.add_argument("--png", help="heatmap path (default RUN_DIR/plots/routing.png)")
+    p.set_defaults(func=cmd_routing)
     return parser
 
 

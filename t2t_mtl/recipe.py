@@ -28,14 +28,48 @@ class ModelSpec(Strict):
     gradient_checkpointing: bool = False
 
 
-class AdapterSpec(Strict):
-    """What is trained: LoRA on the backbone's linear layers, or every weight (`full`)."""
+ROUTED = ("poly", "mhr", "cpoly")
 
-    type: Literal["lora", "full"] = "lora"
+
+class AdapterSpec(Strict):
+    """What is trained: LoRA, routed LoRA skills (Poly, MHR, C-Poly), or every weight (`full`).
+
+    For routed types `rank` is the rank of each skill; `n_splits` > 1 routes per head (MHR);
+    `n_exclusive_skills` gives each task skills of its own beside the shared ones (C-Poly).
+    """
+
+    type: Literal["lora", "poly", "mhr", "cpoly", "full"] = "lora"
     rank: int = Field(default=16, gt=0)
     alpha: float = Field(default=32.0, gt=0)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     targets: Literal["all-linear"] | list[str] = "all-linear"
+    n_skills: int = Field(default=4, gt=0)
+    n_splits: int | None = Field(default=None, gt=0)
+    n_exclusive_skills: int | None = Field(default=None, ge=0)
+    routing_lr: float | None = Field(default=None, gt=0)
+    routing_temperature: float = Field(default=1.0, gt=0)
+    sample_routing: bool = True
+
+    @model_validator(mode="after")
+    def _routed_defaults(self) -> AdapterSpec:
+        if self.n_splits is None:
+            self.n_splits = 8 if self.type == "mhr" else 1
+        if self.n_exclusive_skills is None:
+            self.n_exclusive_skills = 1 if self.type == "cpoly" else 0
+        if self.type == "mhr" and self.n_splits < 2:
+            raise ValueError("adapter.type mhr routes per head: n_splits must be at least 2")
+        if self.type in ("poly", "cpoly") and self.n_splits != 1:
+            raise ValueError(f"adapter.type {self.type} has one routing per layer: use type mhr for n_splits > 1")
+        if self.type == "cpoly" and self.n_exclusive_skills < 1:
+            raise ValueError("adapter.type cpoly needs n_exclusive_skills >= 1")
+        if self.type != "cpoly" and self.n_exclusive_skills:
+            raise ValueError("n_exclusive_skills is a C-Poly setting: use adapter.type cpoly")
+        return self
+
+    @property
+    def routed(self) -> bool:
+        """Whether tasks route over a skill inventory."""
+        return self.type in ROUTED
 
 
 class TaskEntry(Strict):
@@ -91,6 +125,7 @@ class EvalSpec(Strict):
     num_beams: int = Field(default=1, gt=0)
     max_new_tokens: int = Field(default=64, gt=0)
     template: str | None = None
+    routing: Literal["average", "similar"] = "average"
 
 
 class Recipe(Strict):

@@ -34,6 +34,12 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def task_table(tasks: list[TaskSpec]) -> list[dict[str, Any]]:
+    """One row per task: name, id (its routing row), domain, held_out, instruction, file."""
+    return [{"name": t.name, "id": i, "domain": t.domain, "held_out": t.held_out,
+             "instruction": t.template().instruction, "file": str(t.file)} for i, t in enumerate(tasks)]
+
+
 class RunDir:
     """Paths and records of one run folder."""
 
@@ -47,6 +53,7 @@ class RunDir:
     checkpoints_dir = property(lambda self: self.root / "checkpoints")
     final_dir = property(lambda self: self.root / "final")
     predictions_dir = property(lambda self: self.root / "predictions")
+    embeddings_file = property(lambda self: self.root / "task_embeddings.safetensors")
 
     def exists(self) -> bool:
         """Whether a run was started here."""
@@ -92,8 +99,7 @@ class RunDir:
 
     def write_task_table(self, tasks: list[TaskSpec]) -> None:
         """Record the task table and a lock of every template's text."""
-        table = [{"name": t.name, "id": i, "domain": t.domain, "held_out": t.held_out,
-                  "instruction": t.template().instruction, "file": str(t.file)} for i, t in enumerate(tasks)]
+        table = task_table(tasks)
         self.tasks_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
         lock = {t.name: {s.id: template_hash(s) for s in t.templates} for t in tasks}
         self.lock_file.write_text(json.dumps(lock, indent=2, sort_keys=True), encoding="utf-8")

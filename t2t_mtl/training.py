@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from safetensors.torch import save_file
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from torch import nn
@@ -20,21 +20,16 @@ from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.runner import evaluate_sets
+from t2t_mtl.losses import token_loss_sum
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.plan import make_plan, print_mixture
 from t2t_mtl.recipe import Recipe
-from t2t_mtl.run_dir import COMPLETE, RunDir
+from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting
+from t2t_mtl.run_dir import COMPLETE, RunDir, task_table
 from t2t_mtl.step_log import StepLog
 from t2t_mtl.tasks.registry import select_tasks
-
-
-def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed cross-entropy over target tokens (the caller normalises over the global step)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   decoder_input_ids=batch["decoder_input_ids"]).logits
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch["labels"].reshape(-1),
-                           ignore_index=-100, reduction="sum")
+from t2t_mtl.tasks.schema import TaskSpec
 
 
 def _has_tensorboard() -> bool:
@@ -81,17 +76,25 @@ class Trainer:
             print_mixture(table, self.data.truncated)
         self.accelerator.wait_for_everyone()
         self.model, self.optimizer, self.scheduler = self._prepare()
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, task_table(self.data.tasks)) \
+            if recipe.adapter.routed else None
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)
         self.start_step = self.checkpointer.restore() if resume else 0
 
     def _prepare(self) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
         train = self.recipe.train
-        model = apply_adapter(self.backbone, self.recipe.adapter)
+        adapter = self.recipe.adapter
+        model = apply_adapter(self.backbone, adapter, n_tasks=len(self.data.tasks))
         if self.recipe.model.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        routing = [p for n, p in trained if "lora_routing" in n]
+        groups = [{"params": [p for n, p in trained if "lora_routing" not in n]}]
+        if routing:  # routing logits learn at their own (usually much larger) rate, without decay
+            groups.append({"params": routing, "lr": adapter.routing_lr or 10 * train.lr, "weight_decay": 0.0})
+        optimizer = torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay)
         scheduler = get_scheduler(train.scheduler, optimizer, train.warmup, self.plan.steps)
         plugin = self.accelerator.state.deepspeed_plugin
         if plugin is not None:  # we batch ourselves, so DeepSpeed's "auto" batch sizes are filled here
@@ -104,6 +107,8 @@ class Trainer:
     # -- one step ----------------------------------------------------------------------
     def _batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         batch = self.collate([self.data.train_sets[int(t)][int(e)] for t, e in rows])
+        if self.routing is not None:  # task ids are checked on the host, before the batch moves
+            self.routing.model.routing.set_tasks(batch["task_ids"])
         batch["decoder_input_ids"] = self.backbone.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         return {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
@@ -135,10 +140,17 @@ class Trainer:
         return loss_sum, tokens, examples
 
     # -- the run -----------------------------------------------------------------------
+    def _router_for(self, task: TaskSpec) -> Router | None:
+        """Learned routing for trained tasks, the recipe's zero-shot mode for held-out ones."""
+        if self.routing is None:
+            return None
+        mode = self.recipe.eval.routing if task.held_out else None
+        return self.routing.router(task.name, task.template().instruction, mode)
+
     def evaluate(self, step: int | None) -> dict[str, Any] | None:
         """Evaluate every evaluation set; returns the summary on the main process."""
         return evaluate_sets(self.accelerator, self.model, self.backbone.tokenizer, self.data.eval_sets,
-                             self.recipe.eval, self.run, step)
+                             self.recipe.eval, self.run, step, router_for=self._router_for)
 
     def save_final(self) -> None:
         """The trained weights and tokenizer in final/, marked complete."""
@@ -148,6 +160,8 @@ class Trainer:
             shutil.rmtree(final, ignore_errors=True)
             save_trained(self.accelerator.unwrap_model(self.model), final, state_dict=weights)
             self.backbone.tokenizer.save_pretrained(final)
+            if self.routing is not None:
+                save_file({"embeddings": self.routing.embeddings.contiguous()}, str(self.run.embeddings_file))
             (final / COMPLETE).touch()
         self.accelerator.wait_for_everyone()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.modeling.backbone import Backbone
+from t2t_mtl.modeling.routed.config import RoutedLoraConfig
+from t2t_mtl.modeling.routed.model import build_routed_model, load_routed_model
 from t2t_mtl.recipe import AdapterSpec
 
 BLOCK = re.compile(r"\.(layer|layers|block)\.\d+\.")
@@ -39,21 +42,32 @@ def target_pattern(model: nn.Module, spec: AdapterSpec, new_modules: list[str]) 
     return rf"^{guard}.*\.(?:layer|layers|block)\.\d+\..*\b(?:{'|'.join(map(re.escape, leaves))})$"
 
 
-def apply_adapter(backbone: Backbone, spec: AdapterSpec) -> nn.Module:
+def adapter_config(backbone: Backbone, spec: AdapterSpec, n_tasks: int) -> LoraConfig:
+    """The PEFT config of a LoRA or routed adapter on this backbone."""
+    common = dict(
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=target_pattern(backbone.model, spec, backbone.new_modules),
+        modules_to_save=backbone.new_modules or None,
+        task_type="SEQ_2_SEQ_LM",
+    )
+    if not spec.routed:
+        return LoraConfig(r=spec.rank, **common)
+    return RoutedLoraConfig(
+        n_tasks=n_tasks, n_skills=spec.n_skills, skill_rank=spec.rank, n_splits=spec.n_splits,
+        n_exclusive_skills=spec.n_exclusive_skills, routing_temperature=spec.routing_temperature,
+        sample_routing=spec.sample_routing, **common,
+    )
+
+
+def apply_adapter(backbone: Backbone, spec: AdapterSpec, n_tasks: int = 1) -> nn.Module:
     """Wrap the backbone for training; new modules are always trained in full."""
     model = backbone.model
     if spec.type == "full":
         model.requires_grad_(True)
         return model
-    config = LoraConfig(
-        r=spec.rank,
-        lora_alpha=spec.alpha,
-        lora_dropout=spec.dropout,
-        target_modules=target_pattern(model, spec, backbone.new_modules),
-        modules_to_save=backbone.new_modules or None,
-        task_type="SEQ_2_SEQ_LM",
-    )
-    return get_peft_model(model, config)
+    config = adapter_config(backbone, spec, n_tasks)
+    return build_routed_model(model, config) if spec.routed else get_peft_model(model, config)
 
 
 def save_trained(model: nn.Module, folder: Path, state_dict: dict | None = None) -> None:
@@ -70,6 +84,12 @@ def load_trained(backbone: Backbone, spec: AdapterSpec, folder: Path) -> PreTrai
         return AutoModelForSeq2SeqLM.from_pretrained(folder)
     if not (folder / "adapter_config.json").is_file():
         raise T2TError(f"{folder} holds no PEFT adapter (adapter_config.json missing)")
+    saved_routed = "n_skills" in json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    if saved_routed != spec.routed:
+        kind = "a routed" if saved_routed else "a plain LoRA"
+        raise T2TError(f"{folder} holds {kind} adapter but the recipe says adapter.type: {spec.type}")
+    if spec.routed:
+        return load_routed_model(backbone.model, folder)
     return PeftModel.from_pretrained(backbone.model, folder)
 
 

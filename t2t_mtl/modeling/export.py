@@ -1,19 +1,80 @@
-"""Export a run as plain weights that load with `AutoModelForSeq2SeqLM.from_pretrained`."""
+"""Export a run for serving: merged plain weights, or a plain PEFT LoRA adapter for one routing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from peft import PeftModel
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import ModulesToSaveWrapper
 
+from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.inference import Predictor
+from t2t_mtl.modeling.backbone import load_backbone
+from t2t_mtl.modeling.routed.model import routed_layers, task_weights
 
 
-def export_merged(run_dir: str | Path, out: Path) -> Path:
-    """Fold the trained adapter into the backbone and save model, tokenizer and generation config."""
+def _routing_for_export(predictor: Predictor, task: str | None, routing: str | None,
+                        instruction: str | None) -> tuple[torch.Tensor, int | None]:
+    """(weights (layers, splits, skills), task id for exclusive skills or None) to fold in."""
+    routing_plan = predictor.routing
+    if task is not None:
+        known = {n: r for n, r in predictor.task_table.items() if not r["held_out"]}
+        if task not in known:
+            raise T2TError(f"export --task: '{task}' is not a trained task of this run.{closest(task, known)}")
+        return task_weights(predictor.model)[known[task]["id"]], known[task]["id"]
+    if routing is None:
+        raise T2TError("exporting a routed run needs --task NAME or --routing MODE (average, similar, task=NAME)")
+    if routing == "similar" and not instruction:
+        raise T2TError("export --routing similar needs --instruction TEXT (the new task's instruction)")
+    router = routing_plan.router("export", instruction or "", routing)
+    if router.task is not None:
+        return task_weights(predictor.model)[router.task], router.task
+    return router.weights, None
+
+
+def _as_lora(predictor: Predictor, model: PeftModel) -> PeftModel:
+    """A plain PEFT LoRA model (rank = skill rank) holding the routed model's mixed skills."""
+    routed_config = model.peft_config["default"]
+    config = LoraConfig(r=routed_config.skill_rank, lora_alpha=routed_config.lora_alpha, lora_dropout=0.0,
+                        target_modules=routed_config.target_modules, modules_to_save=routed_config.modules_to_save,
+                        task_type="SEQ_2_SEQ_LM")
+    recipe = predictor.recipe
+    plain = get_peft_model(load_backbone(recipe.model.name_or_path, recipe.model.dtype).model, config)
+    sources = dict(model.named_modules())
+    routed = {id(layer) for layer in routed_layers(model)}
+    with torch.no_grad():
+        for name, target in plain.named_modules():
+            source = sources.get(name)
+            if isinstance(target, ModulesToSaveWrapper):
+                target.modules_to_save["default"].load_state_dict(source.modules_to_save["default"].state_dict())
+            elif hasattr(target, "lora_A") and id(source) in routed:
+                weights, task = source.routing_context.merge_routing(source.layer_index)
+                b_mix, a_mix = source.mixed_factors("default", weights, task)
+                target.lora_A["default"].weight.copy_(a_mix)
+                target.lora_B["default"].weight.copy_(b_mix)
+    return plain
+
+
+def export_run(run_dir: str | Path, out: Path, merge: bool, task: str | None = None, routing: str | None = None,
+               instruction: str | None = None) -> Path:
+    """Write `out`: merged plain weights (`merge`) or a PEFT adapter, for one task's routing.
+
+    A merged export loads with `AutoModelForSeq2SeqLM.from_pretrained(out)`; an adapter
+    export with `PeftModel.from_pretrained(base, out)` (routed runs become plain LoRA).
+    """
     predictor = Predictor.from_run(run_dir, device="cpu")
     model = predictor.model
-    merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
-    merged.save_pretrained(out, safe_serialization=True)
+    if predictor.routing is not None:
+        weights, task_id = _routing_for_export(predictor, task, routing, instruction)
+        model.routing.set_merge_routing(weights, task_id)
+        if not merge:
+            model = _as_lora(predictor, model)
+    elif task is not None or routing is not None:
+        raise T2TError(f"--task/--routing choose a routing; this run trained adapter.type: "
+                       f"{predictor.recipe.adapter.type}, which has none")
+    if merge and isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
     predictor.tokenizer.save_pretrained(out)
     return out

@@ -1,0 +1,59 @@
+"""`t2t-mtl routing RUN_DIR`: the task × skill routing of a routed run, as a table and a heatmap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from t2t_mtl.errors import T2TError
+from t2t_mtl.inference import Predictor
+from t2t_mtl.modeling.routed.model import routed_layers, task_weights
+
+
+def _table(names: list[str], matrix: torch.Tensor, skill_names: list[str]) -> str:
+    width = max(len(n) for n in names)
+    lines = [f"{'task':<{width}}  " + " ".join(f"{s:>6}" for s in skill_names)]
+    lines += [f"{name:<{width}}  " + " ".join(f"{v:6.3f}" for v in row.tolist()) for name, row in zip(names, matrix)]
+    return "\n".join(lines)
+
+
+def _heatmap(names: list[str], matrix: torch.Tensor, skill_names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1.0 + 0.6 * len(skill_names), 1.0 + 0.45 * len(names)))
+    image = axes.imshow(matrix.numpy(), cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(skill_names)), skill_names, rotation=45, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set_title("routing weight per task and skill (mean over layers and heads)")
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def show_routing(run_dir: str | Path, per_layer: bool = False, image: Path | None = None) -> torch.Tensor:
+    """Print the trained tasks' mean routing over skills (and per layer), write a heatmap; returns it."""
+    predictor = Predictor.from_run(run_dir, device="cpu")
+    if predictor.routing is None:
+        raise T2TError(f"{run_dir} trained adapter.type: {predictor.recipe.adapter.type}, which has no routing")
+    rows = [row for row in predictor.run.tasks() if not row["held_out"]]
+    names, ids = [row["name"] for row in rows], [row["id"] for row in rows]
+    weights = task_weights(predictor.model)[ids]  # (tasks, layers, splits, skills)
+    config = predictor.model.peft_config["default"]
+    skill_names = [f"s{i}" for i in range(config.n_skills)] + [f"own{i}" for i in range(config.n_exclusive_skills)]
+    matrix = weights.mean(dim=(1, 2))
+    print(_table(names, matrix, skill_names))
+    if per_layer:
+        layer_names = {id(m): n for n, m in predictor.model.named_modules()}
+        for index, layer in enumerate(routed_layers(predictor.model)):
+            print(f"\n{layer_names[id(layer)]}")
+            print(_table(names, weights[:, index].mean(dim=1), skill_names))
+    path = image or predictor.run.root / "plots" / "routing.png"
+    _heatmap(names, matrix, skill_names, path)
+    print(f"\nheatmap: {path}")
+    return matrix

@@ -1,0 +1,198 @@
+"""Routed adapters: PEFT Poly parity, generation, checkpointing, zero-shot routing, export."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from peft import PeftModel, PolyConfig, get_peft_model
+from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
+
+from conftest import colour_rows, make_recipe
+from t2t_mtl.cli import main
+from t2t_mtl.errors import T2TError
+from t2t_mtl.inference import Predictor
+from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model, routed_layers
+from t2t_mtl.modeling.routed.model import task_weights
+
+TARGETS = ["q", "v", "wi", "wo"]
+
+
+def tiny_t5() -> T5ForConditionalGeneration:
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=100, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4, dropout_rate=0.0,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    return T5ForConditionalGeneration(config)
+
+
+def routed(model, **config) -> PeftModel:
+    settings = {"n_skills": 4, "skill_rank": 2, "n_tasks": 3, "lora_alpha": 1, "lora_dropout": 0.0,
+                "target_modules": TARGETS, "init_lora_weights": False, **config}
+    return build_routed_model(model, RoutedLoraConfig(**settings))
+
+
+def randomise_routing(model: PeftModel) -> None:
+    with torch.no_grad():
+        for layer in routed_layers(model):
+            layer.lora_routing["default"].normal_()
+
+
+@pytest.mark.parametrize("splits", [1, 4])
+def test_forward_equals_peft_poly(splits: int):
+    base = tiny_t5()
+    peft = get_peft_model(copy.deepcopy(base), PolyConfig(r=2, n_skills=4, n_splits=splits, n_tasks=3,
+                                                          target_modules=TARGETS, init_weights=False))
+    ours = routed(copy.deepcopy(base), n_splits=splits)
+    theirs = [m for m in peft.modules() if hasattr(m, "poly_lora_A")]
+    with torch.no_grad():
+        for poly, layer in zip(theirs, routed_layers(ours), strict=True):
+            a, b = poly.poly_lora_A["default"], poly.poly_lora_B["default"]  # (Q,S,in/Q,r), (Q,S,r,out/Q)
+            our_a = layer.lora_A["default"].weight.view(4, 2, splits, -1)
+            our_b = layer.lora_B["default"].weight.view(splits, -1, 4, 2)
+            our_a.copy_(a.permute(1, 3, 0, 2))
+            our_b.copy_(b.permute(0, 3, 1, 2))
+            poly.poly_router["default"].module_logits.normal_()
+            layer.lora_routing["default"].copy_(poly.poly_router["default"].module_logits.view(3, splits, 4))
+    peft.eval()
+    ours.eval()
+    ids, decoder = torch.randint(2, 100, (5, 7)), torch.randint(2, 100, (5, 4))
+    tasks = torch.tensor([0, 2, 1, 1, 0])
+    with torch.no_grad():
+        expected = peft.base_model(input_ids=ids, decoder_input_ids=decoder, task_ids=tasks).logits
+        ours.routing.set_tasks(tasks)
+        got = ours(input_ids=ids, decoder_input_ids=decoder).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])
+def test_beam_search_with_several_returns_routes_each_example(extra: dict):
+    model = routed(tiny_t5(), **extra)
+    randomise_routing(model)
+    model.eval()
+    ids, tasks = torch.randint(2, 100, (3, 6)), torch.tensor([2, 0, 1])
+    settings = {"num_beams": 3, "num_return_sequences": 2, "max_new_tokens": 5, "do_sample": False}
+    model.routing.set_tasks(tasks)
+    together = model.generate(input_ids=ids, **settings)
+    assert together.shape[0] == 6
+    for row in range(3):
+        model.routing.set_tasks(tasks[row : row + 1])
+        alone = model.generate(input_ids=ids[row : row + 1], **settings)
+        assert torch.equal(alone, together[2 * row : 2 * row + 2, : alone.shape[1]])
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model = routed(tiny_t5(), n_splits=2)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        torch.manual_seed(1)  # the relaxed-Bernoulli routing sample is drawn once per forward
+        model.routing.set_tasks(torch.tensor([0, 1, 2, 1]))
+        ids = torch.randint(2, 100, (4, 6))
+        model(input_ids=ids, labels=torch.randint(2, 100, (4, 3))).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and any("lora_routing" in k for k in plain)
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-6)
+
+
+def test_bad_routing_inputs():
+    model = routed(tiny_t5())
+    with pytest.raises(T2TError, match="task id 3 is outside the routing table"):
+        model.routing.set_tasks(torch.tensor([0, 3]))
+    with pytest.raises(T2TError, match=r"n_splits=3 does not divide the input size 32 of layer"):
+        routed(tiny_t5(), n_splits=3)
+
+
+# -- a trained routed run ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def routed_run(tmp_path_factory, tiny_t5: Path) -> Path:
+    from conftest import write_task
+
+    root = tmp_path_factory.mktemp("routed")
+    task_dir = root / "instructions"
+    write_task(task_dir / "toy", "toy/colours", colour_rows(40))
+    write_task(task_dir / "toy", "toy/colours_b", colour_rows(24))
+    write_task(task_dir / "toy", "toy/unseen", colour_rows(8), held_out=True)
+    recipe = make_recipe(root, tiny_t5, task_dir, adapter={"type": "cpoly", "rank": 4, "n_skills": 3},
+                         train={"max_steps": 6, "save_every": 3})
+    path = root / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path)]) == 0
+    return Path(recipe["output_dir"])
+
+
+def test_saved_run_predicts_what_training_evaluated(routed_run: Path):
+    records = [json.loads(line) for line in (routed_run / "predictions/toy__colours_b.jsonl").read_text().splitlines()]
+    rows = [{"text": r["input"].split("\n", 1)[1]} for r in records]
+    assert Predictor.from_run(routed_run).predict("toy/colours_b", rows) == [r["prediction"] for r in records]
+    assert (routed_run / "task_embeddings.safetensors").is_file()
+
+
+def test_every_zero_shot_mode_runs_and_fit_lowers_the_loss(routed_run: Path):
+    predictor = Predictor.from_run(routed_run)
+    rows = [{"text": r["text"]} for r in colour_rows(4)]
+    for mode in ("average", "similar", "task=toy/colours"):
+        assert len(predictor.predict("toy/unseen", rows, routing=mode)) == 4
+    spec = predictor.task("toy/unseen")
+    router, losses = predictor.fit_router(spec, colour_rows(8), steps=15)
+    assert losses[-1] < losses[0]
+    assert router.weights.shape == task_weights(predictor.model)[0, ..., :3].shape
+    assert len(predictor.predict("toy/unseen", rows, routing="fit", fit_rows=colour_rows(8))) == 4
+    with pytest.raises(T2TError, match="unknown routing mode 'avrage'.*Did you mean 'average'"):
+        predictor.predict("toy/unseen", rows, routing="avrage")
+
+
+def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_path: Path):
+    predictor = Predictor.from_run(routed_run, device="cpu")
+    with torch.no_grad():  # give the routing and skills some shape, then export the changed run
+        for layer in routed_layers(predictor.model):
+            layer.lora_routing["default"].normal_()
+            layer.lora_B["default"].weight.normal_(std=0.05)
+            layer.lora_exclusive_B["default"].normal_(std=0.05)
+    predictor.model.save_pretrained(routed_run / "final")
+    assert main(["export", str(routed_run), "--task", "toy/colours_b", "--merge", str(tmp_path / "merged")]) == 0
+    assert main(["export", str(routed_run), "--task", "toy/colours_b", "--out", str(tmp_path / "lora")]) == 0
+    ids = torch.randint(1000, 2000, (3, 9))
+    decoder = torch.randint(1000, 2000, (3, 4))
+    model = predictor.model.eval()
+    with torch.no_grad():
+        model.routing.set_tasks(torch.tensor([1, 1, 1]))
+        expected = model(input_ids=ids, decoder_input_ids=decoder).logits
+        merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").eval()
+        torch.testing.assert_close(merged(input_ids=ids, decoder_input_ids=decoder).logits, expected,
+                                   rtol=1e-4, atol=1e-4)
+        lora = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(predictor.recipe.model.name_or_path),
+                                         tmp_path / "lora").eval()
+        torch.testing.assert_close(lora(input_ids=ids, decoder_input_ids=decoder).logits, expected,
+                                   rtol=1e-4, atol=1e-4)
+    settings = {"max_new_tokens": 6, "num_beams": 2}
+    model.routing.set_tasks(torch.tensor([1, 1, 1]))
+    assert torch.equal(merged.generate(input_ids=ids, **settings), model.generate(input_ids=ids, **settings))
+
+
+def test_run_level_errors(routed_run: Path, tmp_path: Path, capsys):
+    assert main(["export", str(routed_run), "--task", "toy/colour", "--merge", str(tmp_path / "x")]) == 2
+    assert "Did you mean 'toy/colours'" in capsys.readouterr().err
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "the sky", "label": "blue"}) + "\n")
+    assert main(["predict", str(routed_run), "--task", "toy/unseen", "--input", str(rows), "--routing", "fit",
+                 "--fit-data", str(rows), "--fit-examples", "4"]) == 2
+    assert "asks for 4 labelled rows" in capsys.readouterr().err
+    recipe = yaml.safe_load((routed_run / "recipe.yaml").read_text())
+    other = tmp_path / "other_run"
+    other.mkdir()
+    (other / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "adapter": {**recipe["adapter"], "type": "lora",
+                                                                            "n_exclusive_skills": 0}}))
+    (other / "tasks.json").write_text((routed_run / "tasks.json").read_text())
+    import shutil
+
+    shutil.copytree(routed_run / "final", other / "final")
+    with pytest.raises(T2TError, match="holds a routed adapter but the recipe says adapter.type: lora"):
+        Predictor.from_run(other)
