@@ -108,6 +108,7 @@ class TrainSpec(Strict):
     keep_last: int | None = Field(default=None, gt=0)
     group_by_length: bool = True
     strict_labels: bool = False
+    resume: Literal["no", "auto"] = "no"
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainSpec:

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 COMPLETE = "COMPLETE"
 # Recipe sections that may change when resuming; everything else defines the run.
 RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.eval_every", "train.save_every",
-                     "train.log_every", "train.keep_last", "eval", "output_dir"}
+                     "train.log_every", "train.keep_last", "train.resume", "eval", "output_dir"}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -193,5 +193,9 @@ class Trainer:
 
 
 def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False) -> dict[str, Any] | None:
-    """Run a recipe from start (or the latest checkpoint) to its evaluated final weights."""
+    """Run a recipe from start (or the latest checkpoint) to its evaluated final weights.
+
+    `train.resume: auto` resumes whenever the output folder already holds this run.
+    """
+    resume = resume or (not overwrite and recipe.train.resume == "auto" and RunDir(recipe.output_dir).exists())
     return Trainer(recipe, anchors, resume=resume, overwrite=overwrite).fit()

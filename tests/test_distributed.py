@@ -56,3 +56,22 @@ def test_shipped_accelerate_config_runs_on_cpu(tmp_path: Path, tiny_t5: Path, ta
     recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"max_steps": 2})
     launch(recipe, tmp_path, 1, "--config_file", str(ROOT / "accelerate_config.yaml"), "--cpu")
     assert (Path(recipe["output_dir"]) / "final/COMPLETE").is_file()
+
+
+def test_quickstart_mhr_two_ranks_match_one_rank(tmp_path: Path, tiny_t5: Path, task_dir: Path):
+    shipped = yaml.safe_load((ROOT / "recipes/quickstart_mhr.yaml").read_text())
+
+    def recipe(name: str, batch: int) -> dict:
+        adapter = {**shipped["adapter"], "sample_routing": False, "dropout": 0.0}
+        return make_recipe(tmp_path, tiny_t5, task_dir, adapter=adapter, output_dir=str(tmp_path / name),
+                           train={**shipped["train"], "batch_size": batch, "max_steps": 3, "warmup": 1,
+                                  "eval_every": None, "save_every": None},
+                           eval={"max_examples": 2, "max_new_tokens": 2})
+
+    launch(recipe("one", 8), tmp_path, 1)
+    launch(recipe("two", 4), tmp_path, 2)
+    one = load_file(tmp_path / "one/final/adapter_model.safetensors")
+    two = load_file(tmp_path / "two/final/adapter_model.safetensors")
+    assert any("lora_routing" in key for key in one)
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-5)
