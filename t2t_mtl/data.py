@@ -51,6 +51,15 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
+def reference_outputs(task: TaskSpec, fields: dict[str, Any]) -> list[str]:
+    """The row's reference outputs, from the field the task names in `references:`."""
+    value = fields.get(str(task.references))
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise T2TError(f"{task.where}: references: field '{task.references}' must hold a non-empty list of "
+                       f"strings in every row, got {value!r}. Fields: {sorted(fields)}.")
+    return [v.strip() for v in value]
+
+
 def render_rows(
     task: TaskSpec,
     task_id: int,
@@ -59,7 +68,7 @@ def render_rows(
     template_id: str | None = None,
     with_target: bool = True,
 ) -> datasets.Dataset:
-    """Render every row to `source`/`target` text.
+    """Render every row to `source`/`target` text, with the `references` evaluation scores against.
 
     With a seed (training), each row samples one of the task's templates; without
     (evaluation), every row uses `template_id` or the task's evaluation template.
@@ -76,11 +85,13 @@ def render_rows(
     def render(row: dict[str, Any], index: int) -> dict[str, Any]:
         fields = row_fields(task, row, labels, required=with_target)
         example = templates[ids[chosen[index]]].render(fields, with_target)
+        references = reference_outputs(task, fields) if task.references and with_target else [example.target]
         return {"source": example.source, "target": example.target, "template": example.template_id,
-                "task_id": task_id, "row": index}
+                "task_id": task_id, "row": index, "references": references}
 
     key = _digest(__version__, task.name, str(task_id), str(seed), str(template_id),
-                  *(template_hash(t) for t in task.templates), str(labels), str(task.columns), str(with_target), rows._fingerprint)
+                  *(template_hash(t) for t in task.templates), str(labels), str(task.columns), str(with_target),
+                  str(task.references), rows._fingerprint)
     return rows.map(render, with_indices=True, remove_columns=rows.column_names, new_fingerprint=key,
                     desc=f"render {task.name}")
 

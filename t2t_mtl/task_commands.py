@@ -10,10 +10,11 @@ import yaml
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
+from t2t_mtl.evaluation.roundtrip import round_trip_problems
 from t2t_mtl.tasks.registry import TaskRegistry, resolve_folders
 from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.tasks.sources import load_rows, row_fields
-from t2t_mtl.templates import compile_templates
+from t2t_mtl.templates import compile_templates, environment
 
 
 def _registry(args: argparse.Namespace) -> TaskRegistry:
@@ -31,8 +32,22 @@ def _sample_rows(task: TaskSpec, n: int) -> list[dict]:
     return [rows[i] for i in range(min(n, len(rows)))]
 
 
+def missing_data(task: TaskSpec) -> Path | None:
+    """The local data file or folder the task reads by default, when it does not exist."""
+    if task.source.format == "hub":
+        return None
+    location = task.source.eval_path if task.held_out and task.source.eval_path else task.source.path
+    path = (task.base_dir / location).resolve()
+    return None if path.exists() else path
+
+
 def validate_task(task: TaskSpec, n: int) -> list[str]:
-    """Problems found by rendering `n` rows with every template; empty when the task is sound."""
+    """Problems found by linting the templates and rendering `n` rows with every template; empty when sound.
+
+    Each rendered target must be non-empty, use only labels of the label space, and parse
+    back to the row's gold structure (the round trip). Rows are skipped when the task's
+    data is absent (`missing_data`); the templates are still checked.
+    """
     problems = []
     templates = compile_templates(task)
     parser = get_parser(task.output)
@@ -42,6 +57,12 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     unused = sorted(set(task.columns) - used)
     if unused:
         problems.append(f"columns {unused} are mapped but no template uses them")
+    if task.columns:
+        unmapped = sorted(used - set(task.columns) - {"labels"} - set(environment().globals))
+        if unmapped:
+            problems.append(f"templates use fields {unmapped} that 'columns:' does not map")
+    if missing_data(task):
+        return problems
     for row_number, row in enumerate(_sample_rows(task, n)):
         fields = row_fields(task, row, space)
         for template_id, template in templates.items():
@@ -53,6 +74,7 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
                 outside = parser.labels_of(parser.parse(example.target)) - allowed
                 if outside:
                     problems.append(f"{where}: target labels {sorted(outside)} are outside the label space")
+            problems += [f"{where}: {problem}" for problem in round_trip_problems(task, template.spec, fields)]
     return problems
 
 
@@ -83,6 +105,9 @@ def run_tasks_command(args: argparse.Namespace) -> None:
         for t in tasks:
             problems = validate_task(t, args.n)
             status = "ok" if not problems else f"{len(problems)} problem(s)"
+            missing = missing_data(t)
+            if missing:
+                status += f" (templates only; rows not checked: no data at {missing})"
             print(f"{t.name}: {status}")
             for problem in problems:
                 print(f"  - {problem}")

@@ -50,8 +50,8 @@ def test_row_counts_and_size() -> None:
         if path.name.endswith(".eval.jsonl"):
             assert 40 <= len(rows) <= 60, path.name
         else:
-            assert 300 <= len(rows) <= 400, path.name
-    assert sum(p.stat().st_size for p in DATA_FILES) < 400 * 1024
+            assert 250 <= len(rows) <= 400, path.name
+    assert sum(p.stat().st_size for p in DATA_FILES) < 460 * 1024
 
 
 def test_train_and_eval_inputs_do_not_overlap() -> None:
@@ -59,6 +59,32 @@ def test_train_and_eval_inputs_do_not_overlap() -> None:
         key = next(iter(read_rows(train)[0]))
         evaluation = train.with_name(train.name.replace(".train.", ".eval."))
         assert not {r[key] for r in read_rows(train)} & {r[key] for r in read_rows(evaluation)}, train.name
+
+
+def names_in(path: Path, types: set[str] | None = None) -> set[str]:
+    return {e["name"] for row in read_rows(path) for e in entities_of(row) if types is None or e["type"] in types}
+
+
+def test_eval_names_are_mostly_new() -> None:
+    """Names are composed from large pools, so a model must copy spans rather than recall them."""
+    data = DEMO / "data"
+    for task in ("ner", "relations"):
+        new = names_in(data / f"{task}.eval.jsonl", {"person", "organization"})
+        seen = new & names_in(data / f"{task}.train.jsonl")
+        assert len(new) >= 30 and len(seen) <= 0.1 * len(new), (task, sorted(seen))
+    trained = set().union(*(names_in(path) for path in data.glob("*.train.jsonl")))
+    places = names_in(data / "ner_places.eval.jsonl")
+    assert len(places) >= 15 and not places & trained, sorted(places & trained)
+
+
+@pytest.mark.parametrize("task", ["ner", "biomed"])
+def test_rows_ask_for_varying_subsets_of_the_types(task: str) -> None:
+    space = load_task_file(DEMO / f"{task}.yaml").label_space()
+    subsets = [row["types"] for path in (DEMO / "data").glob(f"{task}.*.jsonl") for row in read_rows(path)]
+    for types in subsets:
+        assert types and types == [label for label in space if label in types], types  # label-space order
+    share_all = sum(types == space for types in subsets) / len(subsets)
+    assert 0.3 < share_all < 0.6 and any(len(types) == 1 for types in subsets)
 
 
 def entities_of(row: dict) -> list[dict]:
@@ -129,3 +155,6 @@ def test_every_template_renders_every_row(task_file: Path) -> None:
             for template in compiled.values():
                 example = template.render(sources.row_fields(task, row, task.label_space()))
                 assert example.target and len(example.target.split()) <= 30
+                if "types" in row:  # only the entities of the asked-for types
+                    wanted = [f"{e['type']}: {e['name']}" for e in row["entities"] if e["type"] in row["types"]]
+                    assert example.target == ("; ".join(wanted) or "None"), (row, example.target)

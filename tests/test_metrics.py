@@ -29,7 +29,11 @@ def no_network() -> Iterator[None]:
 
 
 def test_available_metrics() -> None:
-    assert available_metrics() == ["accuracy", "exact_match", "rouge_l", "span_f1", "triple_f1"]
+    assert available_metrics() == [
+        "accuracy", "act_f1", "argument_f1", "bleu", "code_exact_match", "exact_match", "joint_goal_accuracy",
+        "mention_f1", "ni_exact_match", "rouge_l", "slot_f1", "smoothed_bleu", "span_f1", "token_bleu", "trigger_f1",
+        "triple_f1",
+    ]
 
 
 def test_exact_match() -> None:
@@ -86,7 +90,7 @@ def test_several_metrics_at_once() -> None:
 
 
 def test_unknown_metric() -> None:
-    with pytest.raises(T2TError, match="available: accuracy, exact_match, .*Did you mean 'span_f1'"):
+    with pytest.raises(T2TError, match="available: accuracy, act_f1, .*Did you mean 'span_f1'"):
         compute_metrics(["span_f"], ["a"], ["a"])
 
 

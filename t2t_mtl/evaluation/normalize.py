@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 
 # Runs of letters and digits; every other visible character stands alone. The
@@ -19,3 +20,15 @@ def normalize_text(s: str) -> str:
     decomposed = unicodedata.normalize("NFD", s.lower())
     unaccented = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
     return " ".join(_TOKEN.findall(unaccented))
+
+
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(s: str) -> str:
+    """Super-NaturalInstructions answer normalisation: lowercase, drop ASCII punctuation, squeeze spaces.
+
+    This is the SQuAD answer normalisation without article removal, as Tk-Instruct scores exact match.
+    """
+    return " ".join(s.lower().translate(_PUNCTUATION).split())
+

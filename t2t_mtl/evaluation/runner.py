@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
+from t2t_mtl.modeling.routed.zero_shot import Router
 from t2t_mtl.evaluation.report import TaskResult, summarize, write_report
 from t2t_mtl.inference import Predictor, generate
 from t2t_mtl.recipe import EvalSpec
@@ -24,7 +26,7 @@ from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 
 def _generate_sharded(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-    examples: datasets.Dataset, spec: EvalSpec,
+    examples: datasets.Dataset, spec: EvalSpec, route: Router | None = None,
 ) -> list[str]:
     """Each rank generates every world-size-th example; the gathered list is in input order.
 
@@ -36,7 +38,7 @@ def _generate_sharded(
     mine += mine[-1:] * (-(-len(examples) // world) - len(mine)) if mine else [0] * (len(examples) > 0)
     synced = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP) and world > 1
     texts = generate(accelerator.unwrap_model(model), tokenizer, [examples[i] for i in mine], spec,
-                     progress=accelerator.is_main_process, synced_gpus=synced)
+                     progress=accelerator.is_main_process, synced_gpus=synced, route=route)
     pairs = list(zip(mine, texts))
     by_index = dict(gather_object(pairs) if world > 1 else pairs)
     return [by_index[i] for i in range(len(examples))]
@@ -45,18 +47,23 @@ def _generate_sharded(
 def evaluate_sets(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
     eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, step: int | None = None,
+    router_for: Callable[[TaskSpec], Router | None] | None = None,
 ) -> dict[str, Any] | None:
-    """Score every task; the main process writes predictions and the report and returns the summary."""
+    """Score every task; the main process writes predictions and the report and returns the summary.
+
+    `router_for` gives a routed adapter the routing of each task (learned or zero-shot).
+    """
     results = []
     for eval_set in eval_sets:
         examples = eval_set.examples
         if spec.max_examples is not None:
             examples = examples.select(range(min(spec.max_examples, len(examples))))
-        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec)
+        route = router_for(eval_set.task) if router_for else None
+        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, route)
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
-        scores = compute_metrics(task.metrics, predictions, examples["target"])
+        scores = compute_metrics(task.metrics, predictions, examples["references"])
         results.append(TaskResult(task=task.name, domain=task.domain, held_out=task.held_out,
                                   examples=len(examples), scores=scores, primary=task.metrics[0]))
         _write_predictions(run, task, examples, predictions)

@@ -82,6 +82,9 @@ class TaskSpec(Strict):
     eval_template: str | None = None
     output: str = "text"
     metrics: list[str] = Field(default_factory=lambda: ["exact_match"])
+    # A template field holding each row's list of reference outputs: evaluation scores a
+    # prediction against all of them (best match) instead of only the rendered target.
+    references: str | None = None
     held_out: bool = False
     _file: Path | None = PrivateAttr(default=None)
 

@@ -10,6 +10,7 @@ importable).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +38,13 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(_ROOT / name), keep_in_memory=True)
 
 
-def compute_metrics(names: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Scores of the named metrics: main values keyed by name, extras by "name/key"."""
+def compute_metrics(
+    names: list[str], predictions: list[str], references: Sequence[str | Sequence[str]]
+) -> dict[str, float]:
+    """Scores of the named metrics: main values keyed by name, extras by "name/key".
+
+    Each reference is a string or a non-empty list of strings (metrics take the best of them).
+    """
     if len(predictions) != len(references):
         raise T2TError(
             f"Cannot score {len(predictions)} predictions against {len(references)} references:"
@@ -46,9 +52,13 @@ def compute_metrics(names: list[str], predictions: list[str], references: list[s
         )
     if not references:
         raise T2TError("No examples to score: the predictions and references are empty.")
+    lists = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
+    empty = [i for i, refs in enumerate(lists) if not refs]
+    if empty:
+        raise T2TError(f"Examples {empty[:10]} have an empty list of references: give each at least one.")
     scores: dict[str, float] = {}
     for name in names:
-        result = load_metric(name).compute(predictions=predictions, references=references)
+        result = load_metric(name).compute(predictions=predictions, references=lists)
         scores[name] = float(result.pop(name))
         scores.update({f"{name}/{key}": float(value) for key, value in result.items()})
     return scores

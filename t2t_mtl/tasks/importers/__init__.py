@@ -2,7 +2,9 @@
 
 An importer is a function `(path: Path, options: dict, task: TaskSpec) -> datasets.Dataset`
 registered under a format name with `@register("name")`. `datasets`' own formats
-(json, jsonl, csv, parquet) and `hub` need no importer.
+(json, jsonl, csv, parquet) and `hub` need no importer. Shipped: `ie_instructions`
+(InstructUIE's IE-INSTRUCTIONS folders), `natural_instructions` (Super-NI task files),
+`conll` (CoNLL/BIO token files), `sgd` (Schema-Guided Dialogue) and `pubmedqa`.
 """
 
 from __future__ import annotations
@@ -25,3 +27,7 @@ def register(name: str) -> Callable[[Importer], Importer]:
         return function
 
     return decorate
+
+
+# The importers register themselves on import.
+from t2t_mtl.tasks.importers import conll, ie_instructions, natural_instructions, pubmedqa, sgd  # noqa: E402,F401

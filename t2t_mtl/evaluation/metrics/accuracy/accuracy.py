@@ -2,15 +2,15 @@
 
 import evaluate
 
-from t2t_mtl.evaluation.scoring import agreement, macro_f1, pair_info, parse_all
+from t2t_mtl.evaluation.scoring import best_labels, macro_f1, matches, mean_best, pair_info
 
 
 class Accuracy(evaluate.Metric):
-    """Percent of correct labels, and the mean per-label F1."""
+    """Percent of predictions equal to one of their labels, and the mean per-label F1."""
 
     def _info(self) -> evaluate.MetricInfo:
         return pair_info(__doc__)
 
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        predicted, gold = parse_all("label", predictions), parse_all("label", references)
-        return {"accuracy": agreement(predicted, gold), "macro_f1": macro_f1(predicted, gold)}
+    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
+        return {"accuracy": mean_best(matches("label"), predictions, references),
+                "macro_f1": macro_f1(*best_labels(predictions, references))}

@@ -1,8 +1,8 @@
-"""Micro precision, recall and F1 of typed spans ("type: span; ..." or "None")."""
+"""Micro precision, recall and F1 of typed spans ("type: span; ..." or "None"), strict (type, span) match."""
 
 import evaluate
 
-from t2t_mtl.evaluation.scoring import pair_info, parse_all, set_prf
+from t2t_mtl.evaluation.scoring import item_prf, pair_info, prf_result
 
 
 class SpanF1(evaluate.Metric):
@@ -11,6 +11,5 @@ class SpanF1(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return pair_info(__doc__)
 
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        scores = set_prf(parse_all("typed_spans", predictions), parse_all("typed_spans", references))
-        return {"span_f1": scores.pop("f1"), **scores}
+    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
+        return prf_result("span_f1", item_prf("typed_spans", predictions, references))

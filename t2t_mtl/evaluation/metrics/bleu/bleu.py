@@ -1,0 +1,16 @@
+"""Corpus BLEU-4 with sacreBLEU's defaults (13a tokenisation, exponential smoothing), several references allowed."""
+
+import evaluate
+
+from t2t_mtl.evaluation.bleu import corpus_bleu
+from t2t_mtl.evaluation.scoring import pair_info, reference_lists
+
+
+class Bleu(evaluate.Metric):
+    """sacreBLEU corpus score, 0-100."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return pair_info(__doc__)
+
+    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
+        return {"bleu": corpus_bleu(predictions, reference_lists(references))}
