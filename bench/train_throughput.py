@@ -24,8 +24,8 @@ from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTraining
 
 from t2t_mtl.modeling.adapters import apply_adapter
 from t2t_mtl.modeling.backbone import load_backbone
-from t2t_mtl.recipe import load_recipe
 from t2t_mtl.plan import TrainingPlan, make_plan
+from t2t_mtl.recipe import load_recipe
 from t2t_mtl.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def synchronize() -> None:
 def padding_fraction(trainer: Trainer, group: bool) -> float:
     """Share of padded positions over the plan's batches, with or without length grouping."""
     plan = trainer.plan if group else _ungrouped_plan(trainer)
-    lengths = {i: (np.asarray([len(x) for x in d["input_ids"]]), np.asarray([len(x) for x in d["labels"]]))
+    lengths = {i: (np.asarray(d["source_length"]), np.asarray(d["target_length"]))
                for i, d in trainer.data.train_sets.items()}
     padded = real = 0
     for batch in plan.batches:

@@ -9,8 +9,8 @@ from typing import Any
 
 import datasets
 import torch
-from torch import nn
 from safetensors.torch import load_file
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
+from safetensors.torch import save_file
 from torch import nn
 from transformers import get_scheduler
 
@@ -23,9 +23,9 @@ from t2t_mtl.evaluation.runner import evaluate_sets
 from t2t_mtl.losses import token_loss_sum
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone
+from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting
 from t2t_mtl.plan import make_plan, print_mixture
 from t2t_mtl.recipe import Recipe
-from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting
 from t2t_mtl.run_dir import COMPLETE, RunDir, task_table
 from t2t_mtl.step_log import StepLog
 from t2t_mtl.tasks.registry import select_tasks
@@ -80,8 +80,6 @@ class Trainer:
         self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, task_table(self.data.tasks)) \
             if recipe.adapter.routed else None
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
-        # only what a batch needs: reading fewer columns per row keeps batching off the profile
-        self.rows = {t: d.select_columns(["input_ids", "labels", "task_id"]) for t, d in self.data.train_sets.items()}
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)
         self.start_step = self.checkpointer.restore() if resume else 0
 
@@ -108,7 +106,7 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------
     def _batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = self.collate([self.rows[int(t)][int(e)] for t, e in rows])
+        batch = self.collate([self.data.train_sets[int(t)][int(e)] for t, e in rows])
         if self.routing is not None:  # task ids are checked on the host, before the batch moves
             self.routing.model.routing.set_tasks(batch["task_ids"])
         batch["decoder_input_ids"] = self.backbone.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])

@@ -13,8 +13,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import make_recipe
 from t2t_mtl.run_dir import RunDir
+
+from conftest import make_recipe
 
 STEPS = 10
 

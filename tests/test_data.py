@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from conftest import colour_rows, write_task
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, check_labels, render_rows, tokenize
 from t2t_mtl.errors import T2TError
 from t2t_mtl.recipe import MixtureSpec
 from t2t_mtl.tasks.mixture import group_batches, mixture_shares, sample_stream
 from t2t_mtl.tasks.schema import load_task_file
 from t2t_mtl.tasks.sources import load_rows
+
+from conftest import colour_rows, write_task
 
 
 @pytest.fixture(scope="module")

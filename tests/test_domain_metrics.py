@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 from seqeval.metrics import f1_score as seqeval_f1
 
-from conftest import SHARED_DATA
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation import compute_metrics
 from t2t_mtl.evaluation.bleu import smoothed_sentence_bleu
@@ -23,6 +22,8 @@ from t2t_mtl.evaluation.formats import FORMATS, format_spans
 from t2t_mtl.evaluation.parsers import item_parser
 from t2t_mtl.tasks.importers import IMPORTERS
 from t2t_mtl.tasks.schema import TaskSpec
+
+from conftest import SHARED_DATA
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
-from domain_fixtures import FIXTURES, INSTRUCTIONS, SHARED_PATHS, shared, shipped_task_files, write_ni, write_sgd
 from t2t_mtl.data import render_rows
 from t2t_mtl.evaluation import available_metrics, available_parsers
 from t2t_mtl.evaluation.formats import FORMATS
@@ -21,6 +19,9 @@ from t2t_mtl.task_commands import missing_data, run_tasks_command, validate_task
 from t2t_mtl.tasks.registry import select_tasks
 from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 from t2t_mtl.tasks.sources import load_rows
+
+from conftest import SHARED_DATA
+from domain_fixtures import FIXTURES, INSTRUCTIONS, SHARED_PATHS, shared, shipped_task_files, write_ni, write_sgd
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 TASKS = {load_task_file(path).name: path for path in shipped_task_files()}

@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from t2t_mtl.errors import T2TError
+from t2t_mtl.tasks.importers import IMPORTERS
+from t2t_mtl.tasks.importers.conll import bio2
+from t2t_mtl.tasks.schema import TaskSpec, load_task_file
+from t2t_mtl.tasks.sources import load_rows
+
 from domain_fixtures import (
     write_conll03,
     write_ie_ee,
@@ -17,11 +23,6 @@ from domain_fixtures import (
     write_pubmedqa,
     write_sgd,
 )
-from t2t_mtl.errors import T2TError
-from t2t_mtl.tasks.importers import IMPORTERS
-from t2t_mtl.tasks.importers.conll import bio2
-from t2t_mtl.tasks.schema import TaskSpec, load_task_file
-from t2t_mtl.tasks.sources import load_rows
 
 
 def task_for(fmt: str, path: Path, split: str = "train", **options: object) -> TaskSpec:

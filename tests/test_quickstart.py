@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from t2t_mtl.cli import main
+
+from conftest import ROOT
 
 
 @pytest.mark.parametrize("recipe", ["quickstart.yaml", "quickstart_mhr.yaml"])

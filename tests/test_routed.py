@@ -10,12 +10,13 @@ import yaml
 from peft import PeftModel, PolyConfig, get_peft_model
 from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
 
-from conftest import colour_rows, make_recipe
 from t2t_mtl.cli import main
 from t2t_mtl.errors import T2TError
 from t2t_mtl.inference import Predictor
 from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model, routed_layers
 from t2t_mtl.modeling.routed.model import task_weights
+
+from conftest import colour_rows, make_recipe
 
 TARGETS = ["q", "v", "wi", "wo"]
 

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import colour_rows, write_task
 from t2t_mtl.errors import T2TError
 from t2t_mtl.tasks.schema import load_task_file
 from t2t_mtl.tasks.sources import load_rows
+
+from conftest import colour_rows, write_task
 
 
 def test_train_and_eval_rows_split_without_overlap(tmp_path: Path):

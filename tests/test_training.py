@@ -8,9 +8,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import colour_rows, make_recipe
 from t2t_mtl.cli import main
 from t2t_mtl.inference import Predictor
+
+from conftest import colour_rows, make_recipe
 
 
 def run_train(tmp_path: Path, recipe: dict, *flags: str, name: str = "recipe.yaml") -> int:

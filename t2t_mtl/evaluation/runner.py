@@ -15,9 +15,9 @@ from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
-from t2t_mtl.modeling.routed.zero_shot import Router
 from t2t_mtl.evaluation.report import TaskResult, summarize, write_report
 from t2t_mtl.inference import Predictor, generate
+from t2t_mtl.modeling.routed.zero_shot import Router
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
 from t2t_mtl.tasks.registry import SelectedTask, entry_for
