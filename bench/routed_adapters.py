@@ -27,8 +27,8 @@ from transformers import T5Config, T5ForConditionalGeneration
 from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model
 from t2t_mtl.modeling.routed.model import task_weights
 
-SIZES = {"small": dict(d_model=512, d_ff=2048, d_kv=64, num_heads=8, num_layers=6),
-         "base": dict(d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12)}
+SIZES = {"small": {"d_model": 512, "d_ff": 2048, "d_kv": 64, "num_heads": 8, "num_layers": 6},
+         "base": {"d_model": 768, "d_ff": 3072, "d_kv": 64, "num_heads": 12, "num_layers": 12}}
 TARGETS = ["q", "k", "v", "o", "wi", "wo"]
 N_TASKS = 8
 TRAINING = ["peft-lora", "peft-poly", "peft-mhr", "ours-poly", "ours-mhr", "ours-cpoly"]
@@ -66,7 +66,7 @@ def call(model: torch.nn.Module, name: str, tasks: torch.Tensor, method: str, **
     if name.startswith("ours-") and name != "ours-merged":
         model.routing.set_tasks(tasks)
         return getattr(model, method)(**kwargs)
-    if name.startswith("peft-poly") or name.startswith("peft-mhr"):
+    if name.startswith(("peft-poly", "peft-mhr")):
         return getattr(model.base_model, method)(task_ids=tasks.to(kwargs["input_ids"].device), **kwargs)
     return getattr(model, method)(**kwargs)
 
@@ -114,7 +114,8 @@ def bench_generation(name: str, args: argparse.Namespace) -> dict[str, float]:
         model.routing.set_merge_routing(task_weights(model)[0], 0)
         model = model.merge_and_unload()
     source = inputs(args, args.source)
-    settings = dict(input_ids=source, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+    settings = {"input_ids": source, "max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens,
+                "do_sample": False}
     for _ in range(2):
         call(model, name, tasks, "generate", **settings)
     sync(args.device)

@@ -70,8 +70,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
-            for row, prediction in zip(rows, predictions):
-                handle.write(json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n")
+            handle.writelines(json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n"
+                              for row, prediction in zip(rows, predictions))
         print(f"wrote {len(predictions)} predictions to {args.output}")
     else:
         for prediction in predictions:

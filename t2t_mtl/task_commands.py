@@ -86,7 +86,7 @@ def run_tasks_command(args: argparse.Namespace) -> None:
         width = max((len(t.name) for t in tasks), default=4)
         print(f"{'task':<{width}}  {'domain':<10} {'output':<12} {'templates':>9}  held_out  metrics")
         for t in tasks:
-            print(f"{t.name:<{width}}  {t.domain:<10} {t.output:<12} {len(t.templates):>9}  {str(t.held_out):<8}  "
+            print(f"{t.name:<{width}}  {t.domain:<10} {t.output:<12} {len(t.templates):>9}  {t.held_out!s:<8}  "
                   f"{', '.join(t.metrics)}")
     elif args.action == "show":
         for t in tasks:

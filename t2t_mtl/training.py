@@ -94,7 +94,8 @@ class Trainer:
         groups = [{"params": [p for n, p in trained if "lora_routing" not in n]}]
         if routing:  # routing logits learn at their own (usually much larger) rate, without decay
             groups.append({"params": routing, "lr": adapter.routing_lr or 10 * train.lr, "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay)
+        # The fused kernel (CPU and CUDA) updates all tensors in one pass, as HF Trainer's default does.
+        optimizer = torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay, fused=True)
         scheduler = get_scheduler(train.scheduler, optimizer, train.warmup, self.plan.steps)
         plugin = self.accelerator.state.deepspeed_plugin
         if plugin is not None:  # we batch ourselves, so DeepSpeed's "auto" batch sizes are filled here
@@ -102,6 +103,8 @@ class Trainer:
             plugin.deepspeed_config["gradient_accumulation_steps"] = train.grad_accum
         model, optimizer = self.accelerator.prepare(model, optimizer)
         self.accelerator.register_for_checkpointing(scheduler)
+        self.trained = [p for p in model.parameters() if p.requires_grad]
+        self.head = self.backbone.model.get_output_embeddings()
         return model, optimizer, scheduler
 
     # -- one step ----------------------------------------------------------------------
@@ -128,12 +131,12 @@ class Trainer:
             no_sync = contextlib.nullcontext() if last or deepspeed else self.accelerator.no_sync(self.model)
             with no_sync:
                 with self.accelerator.autocast():
-                    summed = token_loss_sum(self.model, batch)
+                    summed = token_loss_sum(self.model, batch, self.head)
                 # DeepSpeed divides by its accumulation steps itself; undo that to keep the global-token mean.
                 self.accelerator.backward(summed * scale * (len(micro) if deepspeed else 1))
             loss_sum += summed.detach()
         if self.recipe.train.grad_clip:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.recipe.train.grad_clip)
+            self.accelerator.clip_grad_norm_(self.trained, self.recipe.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -65,8 +65,8 @@ def reference(tmp_path: Path, tiny_t5: Path, task_dir: Path) -> dict[str, torch.
 
 def assert_same(weights: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> None:
     assert weights.keys() == reference.keys()
-    for key in reference:
-        torch.testing.assert_close(weights[key], reference[key], rtol=0, atol=1e-6)
+    for key, expected in reference.items():
+        torch.testing.assert_close(weights[key], expected, rtol=0, atol=1e-6)
 
 
 def test_sigkill_at_a_random_step_then_resume(tmp_path: Path, tiny_t5: Path, task_dir: Path, reference):
@@ -87,7 +87,7 @@ def test_sigkill_while_writing_a_checkpoint_is_never_resumed_from(tmp_path: Path
                                                                      reference):
     recipe = recipe_for(tmp_path, tiny_t5, task_dir, "torn")
     run = RunDir(tmp_path / "torn")
-    writing = lambda: any(run.checkpoints_dir.glob(".tmp-step-*")) and len(run.checkpoints()) >= 2  # noqa: E731
+    writing = lambda: any(run.checkpoints_dir.glob(".tmp-step-*")) and len(run.checkpoints()) >= 2
     kill_when(start(recipe), writing)
     torn = sorted(run.checkpoints_dir.glob(".tmp-step-*"))
     assert torn and not (torn[0] / "COMPLETE").exists()

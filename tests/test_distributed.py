@@ -28,7 +28,7 @@ def launch(recipe: dict, folder: Path, processes: int, *launch_args: str) -> sub
                "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "t2t_mtl", "train", str(path)]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=folder)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=folder, check=False)
     assert done.returncode == 0, done.stderr[-8000:]
     return done
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -59,7 +60,7 @@ def perturbed(sentence: str, entities: list[dict], types: list[str], seed: int) 
             entity["name"] = sentence[entity["pos"][0]:end]
         out.append(entity)
     ends = sorted((e["pos"][0], e["pos"][1]) for e in out)
-    return out if all(a[1] <= b[0] for a, b in zip(ends, ends[1:])) else entities
+    return out if all(a[1] <= b[0] for a, b in itertools.pairwise(ends)) else entities
 
 
 @needs_shared

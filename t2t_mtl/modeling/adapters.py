@@ -44,13 +44,13 @@ def target_pattern(model: nn.Module, spec: AdapterSpec, new_modules: list[str]) 
 
 def adapter_config(backbone: Backbone, spec: AdapterSpec, n_tasks: int) -> LoraConfig:
     """The PEFT config of a LoRA or routed adapter on this backbone."""
-    common = dict(
-        lora_alpha=spec.alpha,
-        lora_dropout=spec.dropout,
-        target_modules=target_pattern(backbone.model, spec, backbone.new_modules),
-        modules_to_save=backbone.new_modules or None,
-        task_type="SEQ_2_SEQ_LM",
-    )
+    common = {
+        "lora_alpha": spec.alpha,
+        "lora_dropout": spec.dropout,
+        "target_modules": target_pattern(backbone.model, spec, backbone.new_modules),
+        "modules_to_save": backbone.new_modules or None,
+        "task_type": "SEQ_2_SEQ_LM",
+    }
     if not spec.routed:
         return LoraConfig(r=spec.rank, **common)
     return RoutedLoraConfig(

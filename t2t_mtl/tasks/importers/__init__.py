@@ -30,4 +30,4 @@ def register(name: str) -> Callable[[Importer], Importer]:
 
 
 # The importers register themselves on import.
-from t2t_mtl.tasks.importers import conll, ie_instructions, natural_instructions, pubmedqa, sgd  # noqa: E402,F401
+from t2t_mtl.tasks.importers import conll, ie_instructions, natural_instructions, pubmedqa, sgd  # noqa: F401
