@@ -27,7 +27,7 @@ def test_training_render_samples_templates_deterministically(tmp_path: Path):
     rows = load_rows(task, "train")
     first, again = render_rows(task, 0, rows, seed=1), render_rows(task, 0, rows, seed=1)
     assert first["template"] == again["template"] and set(first["template"]) == {"ask", "plain"}
-    assert first["target"][:4] == ["red", "red", "red", "red"]
+    assert first["target"] == rows["label"]  # targets stay with their rows
     evaluation = render_rows(task, 0, rows, seed=None)
     assert set(evaluation["template"]) == {"ask"}
 
@@ -48,9 +48,10 @@ def test_label_outside_space_warns_or_fails(tmp_path: Path, caplog):
     rows = colour_rows(8) + [{"text": "the sun", "label": "yellow"}] * 3
     task = load_task_file(write_task(tmp_path, "toy/c", rows, source={"path": "c.jsonl", "eval_size": 1}))
     rendered = render_rows(task, 0, load_rows(task, "train"), seed=0)
+    yellow = rendered["target"].count("yellow")
     with caplog.at_level(logging.WARNING):
-        assert check_labels(task, rendered, strict=False)["yellow"] == 2
-    assert "'yellow' ×2" in caplog.text
+        assert yellow >= 2 and check_labels(task, rendered, strict=False)["yellow"] == yellow
+    assert f"'yellow' ×{yellow}" in caplog.text
     with pytest.raises(T2TError, match="outside the label space.*strict_labels"):
         check_labels(task, rendered, strict=True)
 

@@ -18,6 +18,16 @@ def test_train_and_eval_rows_split_without_overlap(tmp_path: Path):
     assert not set(train["text"]) & set(evaluation["text"])
 
 
+def test_eval_rows_of_a_file_sorted_by_label_cover_several_labels(tmp_path: Path):
+    rows = sorted(colour_rows(60), key=lambda r: r["label"])  # like BANKING77's test.csv
+    task = load_task_file(write_task(tmp_path, "toy/c", rows))
+    evaluation = load_rows(task, "eval")
+    assert len(set(evaluation["label"])) == 3  # a tail split would hold only the last label
+    assert list(evaluation["text"]) == list(load_rows(task, "eval")["text"])  # the same rows every time
+    train_order = [rows.index(r) for r in load_rows(task, "train").to_list()]
+    assert train_order == sorted(train_order)  # training keeps file order
+
+
 def test_missing_file(tmp_path: Path):
     task = load_task_file(write_task(tmp_path, "toy/c", colour_rows(4)))
     with pytest.raises(T2TError, match=r"c.yaml \(task toy/c\): data file .*other.jsonl does not exist"):

@@ -33,9 +33,9 @@ class SourceSpec(Strict):
     `format` is a file format that `datasets` reads (json, jsonl, csv, parquet), `hub` (then
     `path` is a Hugging Face dataset id), or the name of an importer for a benchmark's own
     layout (see `t2t_mtl.tasks.importers`), configured by `options`. Local paths are
-    relative to the task file. Without `eval_path`, evaluation uses the
-    last `eval_size` rows of the training source (a fraction when below 1) and training
-    the rest.
+    relative to the task file. Without `eval_path`, evaluation uses a
+    fixed random `eval_size` share of the training source's rows (a fraction when below 1,
+    else a count) and training the rest.
     """
 
     format: str = "jsonl"

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import datasets
+import numpy as np
 
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.tasks.importers import IMPORTERS
 from t2t_mtl.tasks.schema import TaskSpec
 
 Split = Literal["train", "eval"]
+EVAL_SPLIT_SEED = 0  # which rows a task without an evaluation file holds out
 
 
 def _check_local_file(path: Path, fmt: str, where: str) -> None:
@@ -74,11 +76,23 @@ def _eval_count(task: TaskSpec, total: int) -> int:
     return min(total - 1, max(1, round(total * size) if size < 1 else int(size)))
 
 
+def _carve(task: TaskSpec, rows: datasets.Dataset, split: Split) -> datasets.Dataset:
+    """A seeded random `eval_size` share of the rows for evaluation, the rest for training.
+
+    The draw ignores the training seed, so every run of a task scores the same rows; each
+    side keeps file order. Random, not the tail: files sorted by label would otherwise
+    evaluate on labels that training never saw.
+    """
+    held = np.zeros(len(rows), dtype=bool)
+    held[np.random.default_rng(EVAL_SPLIT_SEED).permutation(len(rows))[: _eval_count(task, len(rows))]] = True
+    return rows.select(np.flatnonzero(held if split == "eval" else ~held))
+
+
 def load_rows(task: TaskSpec, split: Split, data: str | None = None, eval_data: str | None = None) -> datasets.Dataset:
     """The task's training or evaluation rows, with column mappings checked.
 
     Held-out tasks have only evaluation rows. Without an evaluation file, evaluation takes
-    the last `source.eval_size` rows of the training source and training the rest.
+    a fixed random `source.eval_size` share of the training source and training the rest.
     """
     source = task.source
     train_location = data or source.path
@@ -90,8 +104,7 @@ def load_rows(task: TaskSpec, split: Split, data: str | None = None, eval_data: 
     else:
         rows = _load(task, train_location, source.split)
         if not eval_location:
-            cut = len(rows) - _eval_count(task, len(rows))
-            rows = rows.select(range(cut)) if split == "train" else rows.select(range(cut, len(rows)))
+            rows = _carve(task, rows, split)
     check_columns(task, rows.column_names)
     return rows
 
