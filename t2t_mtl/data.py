@@ -177,11 +177,16 @@ class EvalSet:
 class TaskData:
     """Everything a run trains and evaluates on; a task's id is its index in `tasks`."""
 
-    tasks: list[TaskSpec]
+    selected: list[SelectedTask]
     train_sets: dict[int, datasets.Dataset]
     eval_sets: list[EvalSet]
     rates: dict[int, float]
     truncated: dict[str, tuple[int, int]]
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        """Every task of the run, in id order."""
+        return [s.spec for s in self.selected]
 
 
 def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, spec: EvalSpec) -> list[EvalSet]:
@@ -215,4 +220,4 @@ def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, r
     if not train_sets:
         raise T2TError("the recipe selects only held-out tasks: nothing to train on. Add a task with held_out: false.")
     eval_sets = build_eval_sets(selected, settings, recipe.eval)
-    return TaskData([s.spec for s in selected], train_sets, eval_sets, rates, truncated)
+    return TaskData(selected, train_sets, eval_sets, rates, truncated)

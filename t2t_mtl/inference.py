@@ -109,7 +109,7 @@ class Predictor:
         known = self.task_table.get(str(task))
         if known is None:
             raise T2TError(f"task '{task}' is not in run {self.run.root}; pass its task file (.yaml) instead")
-        return load_task_file(known["file"])
+        return load_task_file(known["file"]).model_copy(update={"name": known["name"], "held_out": known["held_out"]})
 
     def encode(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None, labelled: bool) -> datasets.Dataset:
         """Render and tokenize rows of a task as the run's settings dictate."""

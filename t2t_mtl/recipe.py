@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.validation import describe_validation_error
 
+GLOB_CHARS = "*?["
+
 
 class Strict(BaseModel):
     """Base for recipe sections: unknown keys are errors."""
@@ -73,11 +75,16 @@ class AdapterSpec(Strict):
 
 
 class TaskEntry(Strict):
-    """One task (or glob of tasks) in the mixture, with optional data path overrides."""
+    """One task (or glob of tasks) in the mixture, with optional data path overrides.
+
+    A `data` glob (`ni/tasks/task*.json`) makes one task per matching file, named
+    `<task>/<file stem>`, each with its own routing; `held_out` overrides the task file's.
+    """
 
     name: str
     data: str | None = None
     eval_data: str | None = None
+    held_out: bool | None = None
     rate: float = Field(default=1.0, gt=0)
     max_examples: int | None = Field(default=None, gt=0)
 
@@ -206,6 +213,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for entry in recipe.tasks:  # data paths in a recipe are relative to the recipe file
         for key in ("data", "eval_data"):
             value = getattr(entry, key)
-            if value and not Path(value).is_absolute() and (path.parent / value).exists():
-                setattr(entry, key, str((path.parent / value).resolve()))
+            beside = path.parent / value if value and not Path(value).is_absolute() else None
+            if beside is not None and (beside.exists() or any(c in value for c in GLOB_CHARS)):
+                setattr(entry, key, str(beside.parent.resolve() / beside.name))
     return recipe

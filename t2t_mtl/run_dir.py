@@ -12,6 +12,7 @@ import yaml
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.recipe import Recipe, parse_recipe
+from t2t_mtl.tasks.registry import SelectedTask
 from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.templates import template_hash
 
@@ -34,10 +35,11 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def task_table(tasks: list[TaskSpec]) -> list[dict[str, Any]]:
-    """One row per task: name, id (its routing row), domain, held_out, instruction, file."""
-    return [{"name": t.name, "id": i, "domain": t.domain, "held_out": t.held_out,
-             "instruction": t.template().instruction, "file": str(t.file)} for i, t in enumerate(tasks)]
+def task_table(selected: list[SelectedTask]) -> list[dict[str, Any]]:
+    """One row per task: name, id (its routing row), domain, held_out, instruction, file, data paths."""
+    return [{"name": s.spec.name, "id": i, "domain": s.spec.domain, "held_out": s.spec.held_out,
+             "instruction": s.spec.template().instruction, "file": str(s.spec.file),
+             "data": s.entry.data, "eval_data": s.entry.eval_data} for i, s in enumerate(selected)]
 
 
 class RunDir:
@@ -97,11 +99,10 @@ class RunDir:
         return [k for k in keys if old.get(k) != new.get(k)
                 and k not in RESUMABLE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES]
 
-    def write_task_table(self, tasks: list[TaskSpec]) -> None:
+    def write_task_table(self, selected: list[SelectedTask]) -> None:
         """Record the task table and a lock of every template's text."""
-        table = task_table(tasks)
-        self.tasks_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
-        lock = {t.name: {s.id: template_hash(s) for s in t.templates} for t in tasks}
+        self.tasks_file.write_text(json.dumps(task_table(selected), indent=2), encoding="utf-8")
+        lock = {s.spec.name: {t.id: template_hash(t) for t in s.spec.templates} for s in selected}
         self.lock_file.write_text(json.dumps(lock, indent=2, sort_keys=True), encoding="utf-8")
 
     def changed_templates(self, task: TaskSpec) -> list[str]:

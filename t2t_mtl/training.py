@@ -72,12 +72,12 @@ class Trainer:
         self.plan, table = make_plan(self.data, recipe, self.accelerator.num_processes)
         if self.main:
             self.run.claim(recipe, overwrite=overwrite)
-            self.run.write_task_table(self.data.tasks)
+            self.run.write_task_table(self.data.selected)
             print_mixture(table, self.data.truncated)
         self.accelerator.wait_for_everyone()
         self.model, self.optimizer, self.scheduler = self._prepare()
         unwrapped = self.accelerator.unwrap_model(self.model)
-        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, task_table(self.data.tasks)) \
+        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, task_table(self.data.selected)) \
             if recipe.adapter.routed else None
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)

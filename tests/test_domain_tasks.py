@@ -4,7 +4,9 @@ and every shared data set loads through a task file with the counts of its READM
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -97,7 +99,7 @@ def test_ni_prompt_has_k_examples_and_all_references(tmp_path: Path) -> None:
     definition = "Definition: Say whether the review is positive or negative."
     assert first["source"].startswith(f"{definition}\n\nPositive Example 1 -")
     assert "Positive Example 2 -" in first["source"] and "Positive Example 3" not in first["source"]
-    assert first["source"].endswith("Now complete the following example -\nInput: review 3\nOutput:")
+    assert re.search(r"Now complete the following example -\nInput: review \d+\nOutput:$", first["source"])
     assert first["target"] == "negative" and first["references"] == ["negative", "neg"]
     none = render_rows(spec, 0, rows, seed=None, template_id="definition_only")[0]["source"]
     assert "Example" not in none.replace("complete the following example", "")
@@ -107,8 +109,8 @@ def test_ni_prompt_has_k_examples_and_all_references(tmp_path: Path) -> None:
 
 
 def test_dst_references_flow_to_rendered_rows(tmp_path: Path) -> None:
-    spec = pointed_at(task("dialogue/dst_sgd"), write_sgd(tmp_path / "train"))
-    last = render_rows(spec, 0, load_rows(spec, "eval"), seed=None)[0]
+    spec = pointed_at(task("dialogue/dst_sgd"), write_sgd(tmp_path / "train")).model_copy(update={"held_out": True})
+    last = render_rows(spec, 0, load_rows(spec, "eval"), seed=None)[-1]  # held out: every turn, in order
     assert last["target"] == "genre=thriller; theater=Grand; title=Heat"
     assert last["references"] == [last["target"], "genre=thriller; theater=Grand; title=heat"]
 
@@ -204,7 +206,8 @@ def test_domain_recipes_select_shipped_tasks_on_shared_data(recipe: str) -> None
     path = INSTRUCTIONS.parent / "recipes" / recipe
     loaded = load_recipe(path)
     selected = select_tasks(loaded, [path.parent.parent])
-    assert len(selected) == len(loaded.tasks)
+    globbed = [e for e in loaded.tasks if e.data and "*" in e.data]  # one task per matching file
+    assert len(selected) == len(loaded.tasks) - len(globbed) + sum(len(glob.glob(e.data)) for e in globbed)
     assert {s.spec.domain for s in selected} >= {"ie", "dialogue", "code", "biomed"}
     for item in selected:
         assert Path(item.entry.data).is_file(), item.entry.data

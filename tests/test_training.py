@@ -106,3 +106,34 @@ def test_bad_data_fails_before_claiming_the_output_folder(tmp_path: Path, tiny_t
     assert not Path(recipe["output_dir"], "recipe.yaml").exists()
     data.write_text(good)
     assert run_train(tmp_path, recipe) == 0
+
+
+def test_data_glob_trains_one_task_per_file(tmp_path: Path, tiny_t5: Path, task_dir: Path):
+    """`data: folder/*.jsonl` instantiates the task once per file (as Tk-Instruct trains on NI task files)."""
+    files = tmp_path / "recipe_data"
+    files.mkdir()
+    for name, count in (("first", 20), ("second", 16), ("unseen_file", 8)):
+        (files / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in colour_rows(count)))
+    (files / "unseen_file.jsonl").rename(tmp_path / "unseen_file.jsonl")
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, tasks=[
+        {"name": "toy/colours", "data": "recipe_data/*.jsonl"},
+        {"name": "toy/colours_b", "data": "unseen_*.jsonl", "held_out": True},
+    ])
+    assert run_train(tmp_path, recipe) == 0
+    run = Path(recipe["output_dir"])
+    table = json.loads((run / "tasks.json").read_text())
+    assert [(t["name"], t["held_out"]) for t in table] == [
+        ("toy/colours/first", False), ("toy/colours/second", False), ("toy/colours_b/unseen_file", True)]
+    assert table[1]["data"] == str(files / "second.jsonl")
+    before = json.loads((run / "results.json").read_text())
+    assert main(["evaluate", str(run)]) == 0  # evaluation finds each file again from the task table
+    after = json.loads((run / "results.json").read_text())
+    assert [(t["task"], t["examples"], t["scores"]) for t in after["tasks"]] == \
+        [(t["task"], t["examples"], t["scores"]) for t in before["tasks"]]
+    assert len(Predictor.from_run(run).predict("toy/colours/second", colour_rows(3))) == 3
+
+
+def test_data_glob_matching_nothing_is_named(tmp_path: Path, tiny_t5: Path, task_dir: Path, capsys):
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, tasks=[{"name": "toy/colours", "data": "none/*.jsonl"}])
+    assert run_train(tmp_path, recipe) == 2 and not Path(recipe["output_dir"]).exists()
+    assert "recipe task 'toy/colours': data '" in capsys.readouterr().err

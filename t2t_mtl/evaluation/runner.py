@@ -20,8 +20,8 @@ from t2t_mtl.inference import Predictor, generate
 from t2t_mtl.modeling.routed.zero_shot import Router
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
-from t2t_mtl.tasks.registry import SelectedTask, entry_for
-from t2t_mtl.tasks.schema import TaskSpec, load_task_file
+from t2t_mtl.tasks.registry import from_task_table
+from t2t_mtl.tasks.schema import TaskSpec
 
 
 def _generate_sharded(
@@ -93,7 +93,7 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     recipe = predictor.recipe
     overrides = {"tasks": tasks, "max_examples": max_examples}
     spec = recipe.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    selected = [SelectedTask(load_task_file(row["file"]), entry_for(recipe, row["name"])) for row in predictor.run.tasks()]
+    selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)
     return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run)

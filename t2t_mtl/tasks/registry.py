@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 
 from t2t_mtl.errors import T2TError, closest
-from t2t_mtl.recipe import Recipe, TaskEntry
+from t2t_mtl.recipe import GLOB_CHARS, Recipe, TaskEntry
 from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 
 
@@ -78,13 +79,40 @@ class SelectedTask:
 
 
 def select_tasks(recipe: Recipe, anchors: list[Path]) -> list[SelectedTask]:
-    """The recipe's tasks in recipe order, globs expanded, each task once."""
+    """The recipe's tasks in recipe order, name and data globs expanded, each task once."""
     registry = TaskRegistry(resolve_folders(recipe.task_dirs, anchors))
     chosen: dict[str, SelectedTask] = {}
     for entry in recipe.tasks:
         for spec in registry.select(entry.name):
-            chosen.setdefault(spec.name, SelectedTask(spec, entry))
+            for item in _instances(spec, entry):
+                chosen.setdefault(item.spec.name, item)
     return list(chosen.values())
+
+
+def _instances(spec: TaskSpec, entry: TaskEntry) -> list[SelectedTask]:
+    """The task as the entry configures it: one per file when `data` is a glob."""
+    if entry.held_out is not None:
+        spec = spec.model_copy(update={"held_out": entry.held_out})
+    if entry.eval_data and any(c in entry.eval_data for c in GLOB_CHARS):
+        raise T2TError(f"recipe task '{entry.name}': eval_data '{entry.eval_data}' cannot be a glob; put the glob "
+                       f"in data: (with held_out: true for evaluation-only tasks)")
+    if not entry.data or not any(c in entry.data for c in GLOB_CHARS):
+        return [SelectedTask(spec, entry)]
+    matches = sorted(glob.glob(entry.data))
+    if not matches:
+        raise T2TError(f"recipe task '{entry.name}': data '{entry.data}' matches no file")
+    return [SelectedTask(spec.model_copy(update={"name": f"{spec.name}/{Path(m).stem}"}),
+                         entry.model_copy(update={"data": m})) for m in matches]
+
+
+def from_task_table(rows: list[dict], recipe: Recipe) -> list[SelectedTask]:
+    """A trained run's tasks as its task table recorded them (names, files, data, held-out)."""
+    selected = []
+    for row in rows:
+        spec = load_task_file(row["file"]).model_copy(update={"name": row["name"], "held_out": row["held_out"]})
+        entry = entry_for(recipe, row["name"]).model_copy(update={"data": row["data"], "eval_data": row["eval_data"]})
+        selected.append(SelectedTask(spec, entry))
+    return selected
 
 
 def entry_for(recipe: Recipe, name: str) -> TaskEntry:
