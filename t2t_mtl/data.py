@@ -60,6 +60,20 @@ def reference_outputs(task: TaskSpec, fields: dict[str, Any]) -> list[str]:
     return [v.strip() for v in value]
 
 
+def task_instruction(task: TaskSpec, rows: datasets.Dataset | list[dict[str, Any]], template_id: str | None = None
+                     ) -> str:
+    """The task's instruction as routing reads it: the evaluation template's instruction on the first row.
+
+    Rendering matters where the instruction comes from the data (a Super-NI definition, a
+    label list); without rows, the template text stands in.
+    """
+    spec = task.template(template_id)
+    if len(rows) == 0:
+        return spec.instruction
+    fields = row_fields(task, rows[0], task.label_space(), required=False)
+    return compile_templates(task)[spec.id].instruction(fields)
+
+
 def render_rows(
     task: TaskSpec,
     task_id: int,
@@ -182,6 +196,7 @@ class TaskData:
     eval_sets: list[EvalSet]
     rates: dict[int, float]
     truncated: dict[str, tuple[int, int]]
+    instructions: list[str]
 
     @property
     def tasks(self) -> list[TaskSpec]:
@@ -204,12 +219,13 @@ def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, s
 
 def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, recipe: Recipe) -> TaskData:
     """Load, render and tokenize every selected task's training and evaluation rows."""
-    train_sets, rates, truncated = {}, {}, {}
+    train_sets, rates, truncated, instructions = {}, {}, {}, []
     for task_id, item in enumerate(selected):
         task, entry = item.spec, item.entry
+        rows = load_rows(task, "eval" if task.held_out else "train", entry.data, entry.eval_data)
+        instructions.append(task_instruction(task, rows))
         if task.held_out:
             continue
-        rows = load_rows(task, "train", entry.data, entry.eval_data)
         if entry.max_examples is not None:
             rows = rows.select(range(min(entry.max_examples, len(rows))))
         rendered = render_rows(task, task_id, rows, seed=recipe.train.seed)
@@ -220,4 +236,4 @@ def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, r
     if not train_sets:
         raise T2TError("the recipe selects only held-out tasks: nothing to train on. Add a task with held_out: false.")
     eval_sets = build_eval_sets(selected, settings, recipe.eval)
-    return TaskData(selected, train_sets, eval_sets, rates, truncated)
+    return TaskData(selected, train_sets, eval_sets, rates, truncated, instructions)

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, render_rows, tokenize
+from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, render_rows, task_instruction, tokenize
 from t2t_mtl.errors import T2TError
 from t2t_mtl.losses import mean_token_loss
 from t2t_mtl.modeling.adapters import load_trained
@@ -126,8 +126,12 @@ class Predictor:
         return encoded
 
     def router(self, spec: TaskSpec, routing: str | None, fit_rows: list[dict[str, Any]] | None = None,
-               fit_steps: int = 30, template: str | None = None) -> Router | None:
-        """How a task is routed: learned when trained, else `routing` (default average); None for LoRA."""
+               fit_steps: int = 30, template: str | None = None, rows: list[dict[str, Any]] | None = None
+               ) -> Router | None:
+        """How a task is routed: learned when trained, else `routing` (default average); None for LoRA.
+
+        `similar` compares the task's instruction, rendered on its first row, with the trained tasks'.
+        """
         if self.routing is None:
             if routing is not None:
                 raise T2TError(f"--routing applies to routed adapters; this run trained adapter.type: "
@@ -139,7 +143,9 @@ class Predictor:
             routing = "average"
         if routing == "fit":
             return self.fit_router(spec, fit_rows or [], fit_steps, template)[0]
-        return self.routing.router(spec.name, spec.template(template).instruction, routing)
+        known = self.task_table.get(spec.name)
+        instruction = known["instruction"] if known and template is None else task_instruction(spec, rows or [], template)
+        return self.routing.router(spec.name, instruction, routing)
 
     def fit_router(self, spec: TaskSpec, rows: list[dict[str, Any]], steps: int = 30, template: str | None = None
                    ) -> tuple[Router, list[float]]:
@@ -179,6 +185,6 @@ class Predictor:
         changed = self.run.changed_templates(spec)
         if changed:
             logger.warning("%s: templates %s changed since run %s was trained", spec.where, changed, self.run.root)
-        route = self.router(spec, routing, fit_rows, template=template)
+        route = self.router(spec, routing, fit_rows, template=template, rows=rows)
         encoded = self.encode(spec, rows, template, labelled=False)
         return generate(self.model, self.tokenizer, list(encoded), self.recipe.eval, progress, route=route)

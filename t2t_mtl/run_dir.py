@@ -35,11 +35,11 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def task_table(selected: list[SelectedTask]) -> list[dict[str, Any]]:
+def task_table(selected: list[SelectedTask], instructions: list[str]) -> list[dict[str, Any]]:
     """One row per task: name, id (its routing row), domain, held_out, instruction, file, data paths."""
     return [{"name": s.spec.name, "id": i, "domain": s.spec.domain, "held_out": s.spec.held_out,
-             "instruction": s.spec.template().instruction, "file": str(s.spec.file),
-             "data": s.entry.data, "eval_data": s.entry.eval_data} for i, s in enumerate(selected)]
+             "instruction": instruction, "file": str(s.spec.file), "data": s.entry.data, "eval_data": s.entry.eval_data}
+            for i, (s, instruction) in enumerate(zip(selected, instructions, strict=True))]
 
 
 class RunDir:
@@ -99,9 +99,9 @@ class RunDir:
         return [k for k in keys if old.get(k) != new.get(k)
                 and k not in RESUMABLE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES]
 
-    def write_task_table(self, selected: list[SelectedTask]) -> None:
+    def write_task_table(self, table: list[dict[str, Any]], selected: list[SelectedTask]) -> None:
         """Record the task table and a lock of every template's text."""
-        self.tasks_file.write_text(json.dumps(task_table(selected), indent=2), encoding="utf-8")
+        self.tasks_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
         lock = {s.spec.name: {t.id: template_hash(t) for t in s.spec.templates} for s in selected}
         self.lock_file.write_text(json.dumps(lock, indent=2, sort_keys=True), encoding="utf-8")
 

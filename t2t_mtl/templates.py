@@ -66,20 +66,23 @@ class CompiledTemplate:
 
         Without target (prediction on unlabelled rows) the target is left empty.
         """
-        parts = {"target": ""}
-        for field, template in self._compiled.items():
-            if field == "target" and not with_target:
-                continue
-            try:
-                parts[field] = template.render(fields).strip()
-            except UndefinedError as error:
-                raise T2TError(
-                    f"{self.task.where}: template '{self.spec.id}', field '{field}': {error.message}. "
-                    f"Fields available from the data: {sorted(fields)}. Map the missing field with "
-                    f"'columns:' in the task file or fix the template."
-                ) from error
+        parts = {field: self._render(field, fields) for field in TEMPLATE_FIELDS if with_target or field != "target"}
         source = f"{parts['instruction']}\n{parts['input']}" if parts["input"] else parts["instruction"]
-        return RenderedExample(source=source, target=parts["target"], template_id=self.spec.id)
+        return RenderedExample(source=source, target=parts.get("target", ""), template_id=self.spec.id)
+
+    def instruction(self, fields: Mapping[str, Any]) -> str:
+        """The instruction alone, rendered on one row's fields."""
+        return self._render("instruction", fields)
+
+    def _render(self, field: str, fields: Mapping[str, Any]) -> str:
+        try:
+            return self._compiled[field].render(fields).strip()
+        except UndefinedError as error:
+            raise T2TError(
+                f"{self.task.where}: template '{self.spec.id}', field '{field}': {error.message}. "
+                f"Fields available from the data: {sorted(fields)}. Map the missing field with "
+                f"'columns:' in the task file or fix the template."
+            ) from error
 
 
 def compile_templates(task: TaskSpec) -> dict[str, CompiledTemplate]:

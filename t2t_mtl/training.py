@@ -70,14 +70,15 @@ class Trainer:
         with self.accelerator.main_process_first():
             self.data = build_task_data(selected, settings, recipe)
         self.plan, table = make_plan(self.data, recipe, self.accelerator.num_processes)
+        self.table = task_table(self.data.selected, self.data.instructions)
         if self.main:
             self.run.claim(recipe, overwrite=overwrite)
-            self.run.write_task_table(self.data.selected)
+            self.run.write_task_table(self.table, self.data.selected)
             print_mixture(table, self.data.truncated)
         self.accelerator.wait_for_everyone()
         self.model, self.optimizer, self.scheduler = self._prepare()
         unwrapped = self.accelerator.unwrap_model(self.model)
-        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, task_table(self.data.selected)) \
+        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, self.table) \
             if recipe.adapter.routed else None
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)
@@ -148,7 +149,7 @@ class Trainer:
         if self.routing is None:
             return None
         mode = self.recipe.eval.routing if task.held_out else None
-        return self.routing.router(task.name, task.template().instruction, mode)
+        return self.routing.router(task.name, self.data.instructions[self.data.tasks.index(task)], mode)
 
     def evaluate(self, step: int | None) -> dict[str, Any] | None:
         """Evaluate every evaluation set; returns the summary on the main process."""

@@ -136,6 +136,15 @@ def test_saved_run_predicts_what_training_evaluated(routed_run: Path):
     assert (routed_run / "task_embeddings.safetensors").is_file()
 
 
+def test_evaluate_reproduces_the_routed_results(routed_run: Path):
+    before = json.loads((routed_run / "results.json").read_text())
+    assert main(["evaluate", str(routed_run)]) == 0
+    after = json.loads((routed_run / "results.json").read_text())
+    assert [(t["task"], t["scores"]) for t in after["tasks"]] == [(t["task"], t["scores"]) for t in before["tasks"]]
+    table = {row["name"]: row for row in json.loads((routed_run / "tasks.json").read_text())}
+    assert table["toy/colours"]["instruction"] == "Name the colour: red, green, blue."  # rendered, not Jinja
+
+
 def test_every_zero_shot_mode_runs_and_fit_lowers_the_loss(routed_run: Path):
     predictor = Predictor.from_run(routed_run)
     rows = [{"text": r["text"]} for r in colour_rows(4)]

@@ -96,4 +96,9 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)
-    return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run)
+
+    def router_for(task: TaskSpec) -> Router | None:  # learned routings; the recipe's mode for held-out tasks
+        return predictor.router(task, recipe.eval.routing if task.held_out and recipe.adapter.routed else None)
+
+    return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
+                         router_for=router_for)
