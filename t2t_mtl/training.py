@@ -149,7 +149,8 @@ class Trainer:
         if self.routing is None:
             return None
         mode = self.recipe.eval.routing if task.held_out else None
-        return self.routing.router(task.name, self.data.instructions[self.data.tasks.index(task)], mode)
+        instruction = next(row["instruction"] for row in self.table if row["name"] == task.name)
+        return self.routing.router(task.name, instruction, mode)
 
     def evaluate(self, step: int | None) -> dict[str, Any] | None:
         """Evaluate every evaluation set; returns the summary on the main process."""
