@@ -193,6 +193,7 @@ class Trainer:
         self.save_final()
         summary = self.evaluate(steps)
         log.evaluation(steps, summary)
+        self.accelerator.wait_for_everyone()  # no rank tears the process group down while another still writes
         self.accelerator.end_training()
         return summary
 
