@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.evaluation.metrics import PRESETS
 from t2t_mtl.validation import describe_validation_error
 
 GLOB_CHARS = "*?["
@@ -134,6 +135,15 @@ class EvalSpec(Strict):
     max_new_tokens: int = Field(default=64, gt=0)
     template: str | None = None
     routing: Literal["average", "similar"] = "average"
+    # Options that make the metrics count as another project's scorer (see evaluation.metrics.PRESETS).
+    metric_preset: str | None = None
+
+    @field_validator("metric_preset")
+    @classmethod
+    def _known_preset(cls, preset: str | None) -> str | None:
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"unknown metric preset '{preset}'; available: {', '.join(PRESETS)}")
+        return preset
 
 
 class Recipe(Strict):

@@ -54,7 +54,7 @@ def test_every_task_is_covered_and_well_formed() -> None:
         assert len(spec.templates) >= 3, name
         prompts = {(t.instruction, t.input) for t in spec.templates}
         assert len(prompts) == len(spec.templates), f"{name}: templates must differ"
-        assert set(spec.metrics) <= set(available_metrics()) and spec.output in available_parsers()
+        assert {m.name for m in spec.metrics} <= set(available_metrics()) and spec.output in available_parsers()
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))

@@ -8,6 +8,7 @@ from rouge_score import rouge_scorer
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation import available_metrics, compute_metrics, load_metric
+from t2t_mtl.tasks.schema import MetricSpec
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,9 +31,9 @@ def no_network() -> Iterator[None]:
 
 def test_available_metrics() -> None:
     assert available_metrics() == [
-        "accuracy", "act_f1", "argument_f1", "bleu", "code_exact_match", "exact_match", "joint_goal_accuracy",
-        "mention_f1", "ni_exact_match", "rouge_l", "slot_f1", "smoothed_bleu", "span_f1", "token_bleu", "trigger_f1",
-        "triple_f1",
+        "accuracy", "act_f1", "argument_f1", "bleu", "code_exact_match", "exact_match", "in_scope_accuracy",
+        "joint_goal_accuracy", "mention_f1", "ni_exact_match", "oos_recall", "rouge_l", "slot_f1", "smoothed_bleu",
+        "span_f1", "token_bleu", "trigger_f1", "triple_f1",
     ]
 
 
@@ -69,9 +70,27 @@ def test_span_f1() -> None:
     assert compute_metrics(["span_f1"], predictions, references) == expected
 
 
-def test_span_f1_without_any_entity_is_perfect() -> None:
-    assert compute_metrics(["span_f1"], ["None", "none"], ["None", "None"])["span_f1"] == 100.0
+def test_span_f1_without_any_entity_scores_as_uie_or_as_instructuie() -> None:
+    # UIE's scorer: nothing predicted and nothing expected is 0/0, which it scores 0
+    assert compute_metrics(["span_f1"], ["None", "none"], ["None", "None"])["span_f1"] == 0.0
     assert compute_metrics(["span_f1"], ["None"], ["person: bob"])["span_f1"] == 0.0
+    # InstructUIE: "None" is an item, so it matches "None" and misses a real entity
+    instructuie = compute_metrics(["span_f1"], ["None", "None", "person: bob"], ["None", "person: bob", "None"],
+                                  preset="ie_instructuie")
+    assert instructuie == {"span_f1": pytest.approx(100 / 3), "span_f1/precision": pytest.approx(100 / 3),
+                           "span_f1/recall": pytest.approx(100 / 3)}
+
+
+def test_metric_options_are_checked() -> None:
+    with pytest.raises(T2TError, match="no option countng.*Did you mean 'counting'"):
+        compute_metrics([MetricSpec(name="span_f1", countng="set")], ["None"], ["None"])
+    with pytest.raises(T2TError, match="counting must be one of"):
+        compute_metrics([MetricSpec(name="span_f1", counting="bag")], ["None"], ["None"])
+    with pytest.raises(T2TError, match="Unknown metric preset"):
+        compute_metrics(["span_f1"], ["None"], ["None"], preset="instructuie")
+    twice = [MetricSpec(name="span_f1", counting="set")]
+    assert compute_metrics(twice, ["a: x; a: x"], ["a: x"])["span_f1"] == 100.0
+    assert compute_metrics(["span_f1"], ["a: x; a: x"], ["a: x"])["span_f1"] == pytest.approx(200 / 3)
 
 
 def test_triple_f1() -> None:

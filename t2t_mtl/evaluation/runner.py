@@ -63,9 +63,9 @@ def evaluate_sets(
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
-        scores = compute_metrics(task.metrics, predictions, examples["references"])
+        scores = compute_metrics(task.metrics, predictions, examples["references"], spec.metric_preset)
         results.append(TaskResult(task=task.name, domain=task.domain, held_out=task.held_out,
-                                  examples=len(examples), scores=scores, primary=task.metrics[0]))
+                                  examples=len(examples), scores=scores, primary=task.metrics[0].name))
         _write_predictions(run, task, examples, predictions)
     if not accelerator.is_main_process:
         return None

@@ -1,12 +1,12 @@
 """Event argument classification F1: micro P/R/F1 of (event type, role, argument) triples.
 
-The argument counts when its event type and role are right (the Text2Event / UIE convention).
+The argument counts when its event type and role are right: UIE's ``EventScorer`` role score
+(universal-ie/UIE ``uie/extraction/scorer.py``, string match, the Text2Event convention);
+options as in ``scoring.ItemF1Metric``.
 """
 
-import evaluate
-
+from t2t_mtl.evaluation import scoring
 from t2t_mtl.evaluation.parsers import Item
-from t2t_mtl.evaluation.scoring import item_prf, pair_info, prf_result
 
 
 def arguments(events: list[Item]) -> list[tuple]:
@@ -14,11 +14,9 @@ def arguments(events: list[Item]) -> list[tuple]:
     return [(kind, role, name) for kind, _, args in events for role, name in args]
 
 
-class ArgumentF1(evaluate.Metric):
+class ArgumentF1(scoring.ItemF1Metric):
     """Argument F1; precision and recall as extras."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return pair_info(__doc__)
-
-    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
-        return prf_result("argument_f1", item_prf("events", predictions, references, arguments))
+    metric = "argument_f1"
+    parser = "events"
+    project = arguments

@@ -1,15 +1,14 @@
-"""Micro precision, recall and F1 of untyped entity mentions ("span; span" or "None")."""
+"""Micro precision, recall and F1 of untyped entity mentions ("span; span" or "None").
 
-import evaluate
+Reference: UIE's scorer (universal-ie/UIE ``uie/extraction/scorer.py``, string match) and
+seqeval; options and the InstructUIE convention as in ``scoring.ItemF1Metric``.
+"""
 
-from t2t_mtl.evaluation.scoring import item_prf, pair_info, prf_result
+from t2t_mtl.evaluation import scoring
 
 
-class MentionF1(evaluate.Metric):
+class MentionF1(scoring.ItemF1Metric):
     """Mention (span without type) F1; precision and recall as extras."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return pair_info(__doc__)
-
-    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
-        return prf_result("mention_f1", item_prf("mentions", predictions, references))
+    metric = "mention_f1"
+    parser = "mentions"
