@@ -47,10 +47,16 @@ class MetricRequest(Protocol):
     options: Mapping[str, Any]
 
 
-# Named sets of metric options that reproduce another project's scorer; each option applies to
-# the metrics that take it, unless the task file sets it.
-PRESETS: dict[str, dict[str, Any]] = {
-    "ie_instructuie": {"counting": "set", "empty_match": True},
+# Named sets of metric options that reproduce another project's scorer, per metric; a task
+# file's own options win. InstructUIE (BeyonderXX/InstructUIE src/evaluation/evaluator.py) scores
+# sets per sentence, and for NER only its "None" is an item that "None" matches.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ie_instructuie": {
+        "span_f1": {"counting": "set", "empty_match": True},
+        "triple_f1": {"counting": "set"},
+        "trigger_f1": {"counting": "set"},
+        "argument_f1": {"counting": "set"},
+    },
 }
 
 
@@ -71,17 +77,19 @@ def resolve_metric(request: str | MetricRequest, preset: str | None = None) -> t
         takes = ", ".join(f"{key} (default {value!r})" for key, value in accepted.items()) or "no options"
         raise T2TError(f"Metric '{name}' has no option {', '.join(unknown)}; it takes {takes}."
                        + closest(unknown[0], accepted))
-    defaults = {key: value for key, value in PRESETS.get(preset or "", {}).items() if key in accepted}
-    return name, {**defaults, **options}
+    return name, {**PRESETS.get(preset or "", {}).get(name, {}), **options}
 
 
 def check_metrics(metrics: Sequence[str | MetricRequest], where: str, preset: str | None = None) -> None:
-    """Fail early, naming ``where``, when a metric name or option is wrong."""
-    for request in metrics:
-        try:
-            resolve_metric(request, preset)
-        except T2TError as error:
-            raise T2TError(f"{where}: {error} Fix the task file's metrics:.") from error
+    """Fail early, naming ``where``, when a metric name, option or option value is wrong.
+
+    Each metric scores one dummy example with its options, so a bad value fails here, not
+    after training.
+    """
+    try:
+        compute_metrics(metrics, ["None"], [["None"]], preset)
+    except T2TError as error:
+        raise T2TError(f"{where}, metrics: {error}") from error
 
 
 def compute_metrics(

@@ -1,4 +1,14 @@
-"""Smoothed sentence BLEU-4, mean over examples: CodeXGLUE's code summarisation metric (case-insensitive)."""
+"""CodeXGLUE's smoothed sentence BLEU-4 for code summarisation, mean over examples.
+
+Reference: microsoft/CodeXGLUE Code-Text/code-to-text/evaluator/evaluator.py
+(``computeMaps`` and ``bleuFromMaps``, after MOSES/NIST ``bleu.py``). Texts are stripped and
+lowercased, split into runs of word characters and single symbols (``splitPuncts``), then
+re-tokenised by NIST ``normalize()``, which also splits off ``_``. Each example scores
+exp(mean log precision + log brevity) with add-one smoothing of the 2- to 4-gram precisions
+only and the brevity penalty exp(min(0, 1 - (r + 1) / (c + 1))), r the shortest reference;
+an empty output therefore scores exp(-r), not 0. With several references (repeated ids in the
+script's gold file), n-grams clip against the most generous one. Unrounded, as the script prints it.
+"""
 
 import evaluate
 
