@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.metrics import PRESETS
 
 
 def _anchors(recipe_path: Path) -> list[Path]:
@@ -36,7 +37,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from t2t_mtl.evaluation.report import to_markdown
     from t2t_mtl.evaluation.runner import evaluate_run
 
-    summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples)
+    summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples,
+                           metric_preset=args.metric_preset)
     if summary is not None:
         print(to_markdown(summary))
 
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--tasks", nargs="+", help="task names or globs (default: the recipe's eval.tasks)")
     p.add_argument("--max-examples", type=int, help="cap on examples per task")
+    p.add_argument("--metric-preset", choices=sorted(PRESETS),
+                   help="score with another project's conventions (default: the recipe's eval.metric_preset)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict for rows of any task, seen or unseen")

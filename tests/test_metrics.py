@@ -121,3 +121,22 @@ def test_length_mismatch() -> None:
 def test_no_examples() -> None:
     with pytest.raises(T2TError, match="No examples"):
         compute_metrics(["exact_match"], [], [])
+
+
+def test_task_file_metric_options_reach_the_metric_and_bad_ones_name_the_file(tmp_path) -> None:
+    from conftest import write_task
+
+    from t2t_mtl.data import check_task_metrics
+    from t2t_mtl.recipe import EvalSpec
+    from t2t_mtl.tasks.registry import SelectedTask
+    from t2t_mtl.tasks.schema import load_task_file
+
+    good = load_task_file(write_task(tmp_path / "a", "t/good", [], metrics=[{"name": "span_f1", "counting": "set"}]))
+    assert good.metrics[0].options == {"counting": "set"}
+    assert compute_metrics(good.metrics, ["a: x; a: x"], ["a: x"])["span_f1"] == 100.0
+    bad = write_task(tmp_path / "b", "t/bad", [], metrics=["accuracy", {"name": "span_f1", "counting": "bag"}])
+    selected = [SelectedTask(spec=load_task_file(bad), entry=None)]
+    with pytest.raises(T2TError, match=rf"{bad}.*metrics: metric span_f1: option counting must be one of"):
+        check_task_metrics(selected, EvalSpec())
+    with pytest.raises(T2TError, match="Unknown metric preset"):
+        check_task_metrics([SelectedTask(spec=good, entry=None)], EvalSpec.model_construct(metric_preset="uie"))

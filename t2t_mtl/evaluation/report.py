@@ -88,6 +88,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "",
         *_table(["group", "tasks", "score"], average_rows),
     ]
+    if summary.get("metric_preset"):
+        lines += ["", f"Scored with the metric preset `{summary['metric_preset']}` (see the README's metric table)."]
     return "\n".join(lines) + "\n"
 
 

@@ -70,6 +70,8 @@ def evaluate_sets(
     if not accelerator.is_main_process:
         return None
     summary = summarize(results)
+    if spec.metric_preset:
+        summary["metric_preset"] = spec.metric_preset
     if step is not None:
         summary["step"] = step
     write_report(summary, run.root)
@@ -86,12 +88,16 @@ def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, 
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None) -> dict[str, Any] | None:
-    """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks)."""
+def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None,
+                 metric_preset: str | None = None) -> dict[str, Any] | None:
+    """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks).
+
+    `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings.
+    """
     accelerator = Accelerator()
     predictor = Predictor.from_run(run_dir, device=str(accelerator.device))
     recipe = predictor.recipe
-    overrides = {"tasks": tasks, "max_examples": max_examples}
+    overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset}
     spec = recipe.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
