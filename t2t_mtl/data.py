@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl import __version__
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.metrics import check_metrics
 from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.recipe import EvalSpec, Recipe
@@ -45,6 +46,26 @@ class TokenizerSettings:
         """Identifies the tokenizer and lengths inside cache keys."""
         tok = self.tokenizer
         return f"{type(tok).__name__}:{tok.name_or_path}:{len(tok)}:{self.max_source_length}:{self.max_target_length}"
+
+    def fits_source(self, source: str) -> bool:
+        """Whether a source, tokenized as `tokenize` does, keeps within `max_source_length` tokens."""
+        return len(self.tokenizer(source, truncation=False)["input_ids"]) <= self.max_source_length
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """How a task's tokenized rows met the length limits.
+
+    `shortened` sources dropped demonstrations or cut the parts their template declares
+    under `fit:` and so kept the instance whole; `instance_cut` sources were cut from the
+    right, losing the end of the instance (with `fit:`, only those whose instance did not
+    fit even alone); `target_cut` targets were cut.
+    """
+
+    rows: int
+    shortened: int
+    instance_cut: int
+    target_cut: int
 
 
 def _digest(*parts: str) -> str:
@@ -81,12 +102,15 @@ def render_rows(
     seed: int | None,
     template_id: str | None = None,
     with_target: bool = True,
+    settings: TokenizerSettings | None = None,
 ) -> datasets.Dataset:
     """Render every row to `source`/`target` text, with the `references` evaluation scores against.
 
     With a seed (training), each row samples one of the task's templates; without
     (evaluation), every row uses `template_id` or the task's evaluation template.
-    Without target (unlabelled rows), only the source is rendered.
+    Without target (unlabelled rows), only the source is rendered. With `settings`,
+    templates that declare `fit:` shorten their declared parts until the source fits in
+    `max_source_length` tokens; `shortened` names the parts shortened ("a,b"; "" for none).
     """
     templates = compile_templates(task)
     ids = list(templates)
@@ -95,17 +119,20 @@ def render_rows(
     else:
         chosen = np.random.default_rng([seed, task_id]).integers(len(ids), size=len(rows))
     labels = task.label_space()
+    fitted = settings if settings is not None and any(t.fit for t in task.templates) else None
+    fits = fitted.fits_source if fitted else None
 
     def render(row: dict[str, Any], index: int) -> dict[str, Any]:
         fields = row_fields(task, row, labels, required=with_target)
-        example = templates[ids[chosen[index]]].render(fields, with_target)
+        example = templates[ids[chosen[index]]].render(fields, with_target, fits)
         references = reference_outputs(task, fields) if task.references and with_target else [example.target]
         return {"source": example.source, "target": example.target, "template": example.template_id,
-                "task_id": task_id, "row": index, "references": references}
+                "task_id": task_id, "row": index, "references": references, "shortened": ",".join(example.shortened)}
 
     key = _digest(__version__, task.name, str(task_id), str(seed), str(template_id),
                   *(template_hash(t) for t in task.templates), str(labels), str(task.columns), str(with_target),
-                  str(task.references), rows._fingerprint)
+                  str(task.references), fitted.fingerprint() if fitted else "unfitted",
+                  rows._fingerprint)
     return rows.map(render, with_indices=True, remove_columns=rows.column_names, new_fingerprint=key,
                     desc=f"render {task.name}")
 
@@ -116,7 +143,11 @@ def _clip(ids: list[int], limit: int) -> list[int]:
 
 
 def tokenize(rendered: datasets.Dataset, settings: TokenizerSettings) -> datasets.Dataset:
-    """Add `input_ids`, `labels` (target + EOS), their lengths and truncation flags; cached by content."""
+    """Add `input_ids`, `labels` (target + EOS), their lengths and truncation flags; cached by content.
+
+    Too long sources and targets are cut from the right. `source_truncated` thus means the
+    instance was cut: for sources rendered with `fit:`, only those whose instance did not fit even alone.
+    """
     tok = settings.tokenizer
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -134,6 +165,42 @@ def tokenize(rendered: datasets.Dataset, settings: TokenizerSettings) -> dataset
 
     key = _digest(__version__, settings.fingerprint(), rendered._fingerprint)
     return rendered.map(encode, batched=True, new_fingerprint=key, desc="tokenize")
+
+
+def count_truncation(task: TaskSpec, encoded: datasets.Dataset, settings: TokenizerSettings) -> Truncation:
+    """Count the task's shortened and cut rows (rendered with `settings`); warn, naming the task, when any was cut."""
+    fitted = {t.id for t in task.templates if t.fit}
+    cut = [template for template, flag in zip(encoded["template"], encoded["source_truncated"]) if flag]
+    alone = sum(template in fitted for template in cut)
+    whole = [names for names, flag in zip(encoded["shortened"], encoded["source_truncated"]) if names and not flag]
+    counts = Truncation(len(encoded), len(whole), len(cut), sum(encoded["target_truncated"]))
+    limit = f"model.max_source_length={settings.max_source_length}"
+    if whole:
+        parts = Counter(name for names in whole for name in names.split(","))
+        shown = ", ".join(f"{name} ×{n}" for name, n in parts.most_common())
+        logger.info("%s: %d of %d sources were shortened to fit %s (%s); their instances are whole.",
+                    task.name, counts.shortened, counts.rows, limit, shown)
+    if alone:
+        logger.warning("%s: in %d of %d rows the instance did not fit in %s tokens even alone (with every part its "
+                       "template declares under 'fit:' removed), so the source was cut from the right; these are "
+                       "the only rows cut. Raise model.max_source_length to keep them whole.",
+                       task.where, alone, counts.rows, limit)
+    if len(cut) > alone:
+        logger.warning("%s: %d of %d sources were longer than %s tokens and were cut from the right, losing the end "
+                       "of the instance. Raise model.max_source_length, or declare the template's shortenable parts "
+                       "under 'fit:' so that only they are cut.", task.where, len(cut) - alone, counts.rows, limit)
+    return counts
+
+
+def encode_task_rows(task: TaskSpec, task_id: int, rows: datasets.Dataset, settings: TokenizerSettings,
+                     seed: int | None, template_id: str | None = None, strict_labels: bool | None = None
+                     ) -> tuple[datasets.Dataset, Truncation]:
+    """Render (fitted to `settings`), check labels when `strict_labels` is given, tokenize and count truncation."""
+    rendered = render_rows(task, task_id, rows, seed=seed, template_id=template_id, settings=settings)
+    if strict_labels is not None:
+        check_labels(task, rendered, strict_labels)
+    encoded = tokenize(rendered, settings)
+    return encoded, count_truncation(task, encoded, settings)
 
 
 def check_labels(task: TaskSpec, rendered: datasets.Dataset, strict: bool) -> Counter[str]:
@@ -195,7 +262,7 @@ class TaskData:
     train_sets: dict[int, datasets.Dataset]
     eval_sets: list[EvalSet]
     rates: dict[int, float]
-    truncated: dict[str, tuple[int, int]]
+    truncated: dict[str, Truncation]  # by task name, training rows
     instructions: list[str]
 
     @property
@@ -204,21 +271,29 @@ class TaskData:
         return [s.spec for s in self.selected]
 
 
+def check_task_metrics(selected: list[SelectedTask], spec: EvalSpec) -> None:
+    """Every selected task's metric names and options are valid (checked before any rendering)."""
+    for item in selected:
+        check_metrics(item.spec.metrics, item.spec.where, spec.metric_preset)
+
+
 def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, spec: EvalSpec) -> list[EvalSet]:
     """Render and tokenize the evaluation rows of the selected tasks that `spec.tasks` keeps."""
+    check_task_metrics(selected, spec)
     eval_sets = []
     for task_id, item in enumerate(selected):
         task, entry = item.spec, item.entry
         if spec.tasks and not any(fnmatch.fnmatchcase(task.name, p) for p in spec.tasks):
             continue
         rows = load_rows(task, "eval", entry.data, entry.eval_data)
-        rendered = render_rows(task, task_id, rows, seed=None, template_id=spec.template)
-        eval_sets.append(EvalSet(task, tokenize(rendered, settings)))
+        encoded, _ = encode_task_rows(task, task_id, rows, settings, seed=None, template_id=spec.template)
+        eval_sets.append(EvalSet(task, encoded))
     return eval_sets
 
 
 def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, recipe: Recipe) -> TaskData:
     """Load, render and tokenize every selected task's training and evaluation rows."""
+    check_task_metrics(selected, recipe.eval)
     train_sets, rates, truncated, instructions = {}, {}, {}, []
     for task_id, item in enumerate(selected):
         task, entry = item.spec, item.entry
@@ -228,11 +303,9 @@ def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, r
             continue
         if entry.max_examples is not None:
             rows = rows.select(range(min(entry.max_examples, len(rows))))
-        rendered = render_rows(task, task_id, rows, seed=recipe.train.seed)
-        check_labels(task, rendered, recipe.train.strict_labels)
-        train_sets[task_id] = tokenize(rendered, settings)
+        train_sets[task_id], truncated[task.name] = encode_task_rows(
+            task, task_id, rows, settings, seed=recipe.train.seed, strict_labels=recipe.train.strict_labels)
         rates[task_id] = entry.rate
-        truncated[task.name] = (sum(train_sets[task_id]["source_truncated"]), sum(train_sets[task_id]["target_truncated"]))
     if not train_sets:
         raise T2TError("the recipe selects only held-out tasks: nothing to train on. Add a task with held_out: false.")
     eval_sets = build_eval_sets(selected, settings, recipe.eval)

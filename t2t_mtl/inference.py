@@ -14,7 +14,14 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, render_rows, task_instruction, tokenize
+from t2t_mtl.data import (
+    Seq2SeqCollator,
+    TokenizerSettings,
+    count_truncation,
+    render_rows,
+    task_instruction,
+    tokenize,
+)
 from t2t_mtl.errors import T2TError
 from t2t_mtl.losses import mean_token_loss
 from t2t_mtl.modeling.adapters import load_trained
@@ -114,15 +121,12 @@ class Predictor:
     def encode(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None, labelled: bool) -> datasets.Dataset:
         """Render and tokenize rows of a task as the run's settings dictate."""
         known = self.task_table.get(spec.name)
-        rendered = render_rows(spec, known["id"] if known else -1, datasets.Dataset.from_list(rows), seed=None,
-                               template_id=template, with_target=labelled)
         settings = TokenizerSettings(self.tokenizer, self.recipe.model.max_source_length,
                                      self.recipe.model.max_target_length)
+        rendered = render_rows(spec, known["id"] if known else -1, datasets.Dataset.from_list(rows), seed=None,
+                               template_id=template, with_target=labelled, settings=settings)
         encoded = tokenize(rendered, settings)
-        truncated = sum(encoded["source_truncated"])
-        if truncated:
-            logger.warning("%s: %d of %d inputs were longer than max_source_length=%d and were truncated",
-                           spec.name, truncated, len(rows), settings.max_source_length)
+        count_truncation(spec, encoded, settings)  # warns, naming the task, when an instance was cut
         return encoded
 
     def router(self, spec: TaskSpec, routing: str | None, fit_rows: list[dict[str, Any]] | None = None,

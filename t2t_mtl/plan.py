@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2t_mtl.data import TaskData
+from t2t_mtl.data import TaskData, Truncation
 from t2t_mtl.recipe import Recipe
 from t2t_mtl.tasks.mixture import MixtureRow, group_batches, mixture_shares, sample_stream
 
@@ -70,11 +70,16 @@ def make_plan(data: TaskData, recipe: Recipe, world: int) -> tuple[TrainingPlan,
     return plan, table
 
 
-def print_mixture(table: list[MixtureRow], truncated: dict[str, tuple[int, int]]) -> None:
-    """The mixture table printed at start-up: task, examples, rate, share, truncations."""
+def print_mixture(table: list[MixtureRow], truncated: dict[str, Truncation]) -> None:
+    """The mixture table printed at start-up: task, examples, rate, share and truncation.
+
+    `shortened` counts the training rows whose prompt was shortened to fit, instance whole;
+    `cut(instance/target)` those whose instance or target was cut (see `Truncation`).
+    """
     width = max(len(r.task) for r in table)
-    print(f"\n{'task':<{width}}  examples   rate   share  truncated(src/tgt)")
+    print(f"\n{'task':<{width}}  examples   rate   share  shortened  cut(instance/target)")
     for row in table:
-        src, tgt = truncated.get(row.task, (0, 0))
-        print(f"{row.task:<{width}}  {row.examples:>8}  {row.rate:>5.2f}  {row.share:>6.1%}  {src}/{tgt}")
+        counts = truncated[row.task]
+        print(f"{row.task:<{width}}  {row.examples:>8}  {row.rate:>5.2f}  {row.share:>6.1%}  {counts.shortened:>9}  "
+              f"{counts.instance_cut}/{counts.target_cut}")
     print()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import datasets
 import yaml
 
 from t2t_mtl.errors import T2TError
@@ -12,13 +15,29 @@ from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.evaluation.roundtrip import round_trip_problems
 from t2t_mtl.tasks.registry import TaskRegistry, resolve_folders
-from t2t_mtl.tasks.schema import TaskSpec
+from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 from t2t_mtl.tasks.sources import load_rows, row_fields
 from t2t_mtl.templates import compile_templates, environment
 
 
+def _folders(args: argparse.Namespace) -> list[Path]:
+    return resolve_folders(args.task_dir or ["instructions"], [Path.cwd()])
+
+
 def _registry(args: argparse.Namespace) -> TaskRegistry:
-    return TaskRegistry(resolve_folders(args.task_dir or ["instructions"], [Path.cwd()]))
+    return TaskRegistry(_folders(args))
+
+
+def _loadable(folders: list[Path]) -> tuple[TaskRegistry, dict[Path, str]]:
+    """A registry of the task files under `folders` that load, and the error of each that does not."""
+    registry, broken = TaskRegistry([]), {}
+    registry.folders = folders
+    for path in (path for folder in folders for path in sorted(folder.rglob("*.yaml"))):
+        try:
+            registry.add(load_task_file(path))
+        except T2TError as error:
+            broken[path] = str(error)
+    return registry, broken
 
 
 def _selected(registry: TaskRegistry, names: list[str]) -> list[TaskSpec]:
@@ -27,8 +46,23 @@ def _selected(registry: TaskRegistry, names: list[str]) -> list[TaskSpec]:
     return [task for name in names for task in registry.select(name)]
 
 
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No `datasets` progress bars or log lines below errors inside; both settings restored after."""
+    bars, verbosity = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+        datasets.logging.set_verbosity(verbosity)
+
+
 def _sample_rows(task: TaskSpec, n: int) -> list[dict]:
-    rows = load_rows(task, "eval" if task.held_out else "train")
+    with _quiet_datasets():
+        rows = load_rows(task, "eval" if task.held_out else "train")
     return [rows[i] for i in range(min(n, len(rows)))]
 
 
@@ -78,8 +112,46 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     return problems
 
 
+def validate_tasks(folders: list[Path], names: list[str], n: int) -> None:
+    """Validate the named tasks (every task under `folders` when none), print each one's problems and a summary.
+
+    A task file that does not load, a name that matches nothing and a check that stops on an error
+    are reported as problems, and the other tasks are still checked. T2TError when any has problems.
+    """
+    registry, broken = _loadable(folders)
+    failures = {str(path): error for path, error in broken.items()} if not names else {}
+    tasks: dict[str, TaskSpec] = {}
+    for name in names or registry.names:
+        try:
+            tasks.update((task.name, task) for task in registry.select(name))
+        except T2TError as error:
+            unloaded = f" ({len(broken)} task file(s) did not load: {sorted(map(str, broken))})" if broken else ""
+            failures[name] = f"{error}{unloaded}"
+    for label, error in failures.items():
+        print(f"{label}: could not be loaded\n  - {error}")
+    failed, unchecked = len(failures), 0
+    for task in tasks.values():
+        try:
+            problems = validate_task(task, n)
+        except Exception as error:  # noqa: BLE001 - datasets' own errors too (hub offline): this task's problem only
+            problems = [str(error) if isinstance(error, T2TError) else f"{type(error).__name__}: {error}"]
+        missing = missing_data(task)
+        note = f" (templates only; rows not checked: no data at {missing})" if missing else ""
+        print(f"{task.name}: {f'{len(problems)} problem(s)' if problems else 'ok'}{note}")
+        print("".join(f"  - {problem}\n" for problem in problems), end="")
+        failed, unchecked = failed + bool(problems), unchecked + bool(missing)
+    total = len(failures) + len(tasks)
+    print(f"\n{total} checked: {total - failed} ok, {failed} with problems"
+          + (f"; {unchecked} without data (templates only)" if unchecked else ""))
+    if failed:
+        raise T2TError(f"{failed} of {total} tasks have problems (listed above)")
+
+
 def run_tasks_command(args: argparse.Namespace) -> None:
     """Dispatch one `tasks` action."""
+    if args.action == "validate":
+        validate_tasks(_folders(args), args.names, args.n)
+        return
     registry = _registry(args)
     tasks = _selected(registry, args.names)
     if args.action == "list":
@@ -87,7 +159,7 @@ def run_tasks_command(args: argparse.Namespace) -> None:
         print(f"{'task':<{width}}  {'domain':<10} {'output':<12} {'templates':>9}  held_out  metrics")
         for t in tasks:
             print(f"{t.name:<{width}}  {t.domain:<10} {t.output:<12} {len(t.templates):>9}  {t.held_out!s:<8}  "
-                  f"{', '.join(t.metrics)}")
+                  f"{', '.join(map(str, t.metrics))}")
     elif args.action == "show":
         for t in tasks:
             print(f"# {t.file}")
@@ -100,17 +172,3 @@ def run_tasks_command(args: argparse.Namespace) -> None:
                     example = template.render(fields)
                     print(f"--- {t.name} · template {template_id} · row {number}")
                     print(f"SOURCE: {example.source}\nTARGET: {example.target}")
-    else:
-        failed = 0
-        for t in tasks:
-            problems = validate_task(t, args.n)
-            status = "ok" if not problems else f"{len(problems)} problem(s)"
-            missing = missing_data(t)
-            if missing:
-                status += f" (templates only; rows not checked: no data at {missing})"
-            print(f"{t.name}: {status}")
-            for problem in problems:
-                print(f"  - {problem}")
-            failed += bool(problems)
-        if failed:
-            raise T2TError(f"{failed} of {len(tasks)} task files have problems (listed above)")

@@ -27,6 +27,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _refuse_repeats(values: list[str], rule: str) -> None:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{rule}, repeated: {repeated}")
+
+
 class SourceSpec(Strict):
     """Where a task's rows come from.
 
@@ -60,13 +66,67 @@ class LabelSpec(Strict):
         return self
 
 
+class FitSpec(Strict):
+    """The parts of a template's prompt that may be shortened to fit `model.max_source_length`.
+
+    Everything else is the instance (in particular the `input` part) and is never cut.
+    When the rendered source is too long, items are dropped from the end of each `drop`
+    field (a list, such as demonstrations), in the order listed, until the source fits;
+    then each `cut` field (a text, such as a context or the definition) is shortened from
+    the right at word boundaries, in the order listed: put the definition last. Only a
+    source that is too long with all of them emptied is cut from the right; its row counts
+    as one whose instance did not fit even alone.
+    """
+
+    drop: list[str] = Field(default_factory=list)
+    cut: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fields_once(self) -> FitSpec:
+        names = [*self.drop, *self.cut]
+        if not names:
+            raise ValueError("name at least one field under 'drop' (lists) or 'cut' (texts)")
+        _refuse_repeats(names, "a field is either dropped or cut, once")
+        return self
+
+
+class MetricSpec(BaseModel):
+    """A metric of a task: its name and keyword options (``{name: span_f1, counting: set}``).
+
+    A plain name in the task file is a metric with its default options.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options given beside the name."""
+        return dict(self.model_extra or {})
+
+    def __str__(self) -> str:
+        extra = ", ".join(f"{key}={value}" for key, value in self.options.items())
+        return f"{self.name}({extra})" if extra else self.name
+
+
 class TemplateSpec(Strict):
-    """One instruction template; every field is Jinja over the task's columns and `labels`."""
+    """One instruction template; every field is Jinja over the task's columns and `labels`.
+
+    `fit` declares which fields may be shortened when the source is too long (see `FitSpec`);
+    without it a long source is cut from the right.
+    """
 
     id: str
     instruction: str
     input: str = ""
     target: str
+    fit: FitSpec | None = None
 
 
 class TaskSpec(Strict):
@@ -81,7 +141,7 @@ class TaskSpec(Strict):
     templates: list[TemplateSpec] = Field(min_length=1)
     eval_template: str | None = None
     output: str = "text"
-    metrics: list[str] = Field(default_factory=lambda: ["exact_match"])
+    metrics: list[MetricSpec] = Field(default_factory=lambda: [MetricSpec(name="exact_match")], min_length=1)
     # A template field holding each row's list of reference outputs: evaluation scores a
     # prediction against all of them (best match) instead of only the rendered target.
     references: str | None = None
@@ -91,11 +151,14 @@ class TaskSpec(Strict):
     @field_validator("templates")
     @classmethod
     def _unique_ids(cls, templates: list[TemplateSpec]) -> list[TemplateSpec]:
-        ids = [t.id for t in templates]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"template ids must be unique, repeated: {duplicates}")
+        _refuse_repeats([t.id for t in templates], "template ids must be unique")
         return templates
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, metrics: list[MetricSpec]) -> list[MetricSpec]:
+        _refuse_repeats([m.name for m in metrics], "each metric may be listed once (its scores are keyed by name)")
+        return metrics
 
     @model_validator(mode="after")
     def _eval_template_exists(self) -> TaskSpec:
