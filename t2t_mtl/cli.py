@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import PRESETS
@@ -101,10 +102,28 @@ def cmd_routing(args: argparse.Namespace) -> None:
     show_routing(args.run_dir, per_layer=args.layers, image=Path(args.png) if args.png else None)
 
 
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser; with `intermixed`, positionals may follow options (`tasks validate -n 2 NAME`)."""
+
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intermixed = intermixed
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if not self.intermixed:
+            return super().parse_known_args(args, namespace)
+        self.intermixed = False  # parse_known_intermixed_args calls back here, for plain parses
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self.intermixed = True
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `t2t-mtl` argument parser."""
     parser = argparse.ArgumentParser(prog="t2t-mtl", description="Instruction-tuned multi-task seq2seq models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
     p = sub.add_parser("train", help="train a recipe (also under `accelerate launch -m t2t_mtl train`)")
     p.add_argument("recipe", help="recipe YAML file")
@@ -134,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-examples", type=int, default=16, help="rows of --fit-data to fit on (default 16)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("tasks", help="list, show, validate and preview task files")
+    p = sub.add_parser("tasks", help="list, show, validate and preview task files", intermixed=True)
     p.add_argument("action", choices=["list", "show", "validate", "preview"])
     p.add_argument("names", nargs="*", help="task names or globs (show/preview/validate)")
     p.add_argument("-n", type=int, default=3, help="rows to render per template (preview/validate)")

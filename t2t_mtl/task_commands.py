@@ -80,7 +80,8 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
 
     Each rendered target must be non-empty, use only labels of the label space, and parse
     back to the row's gold structure (the round trip). Rows are skipped when the task's
-    data is absent (`missing_data`); the templates are still checked.
+    data is absent (`missing_data`); the templates are still checked. Rows that do not load
+    and a template that does not render (checked on no further rows) are problems too.
     """
     problems = []
     templates = compile_templates(task)
@@ -97,11 +98,18 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
             problems.append(f"templates use fields {unmapped} that 'columns:' does not map")
     if missing_data(task):
         return problems
-    for row_number, row in enumerate(_sample_rows(task, n)):
-        fields = row_fields(task, row, space)
-        for template_id, template in templates.items():
-            example = template.render(fields)
+    try:
+        rows = [row_fields(task, row, space) for row in _sample_rows(task, n)]
+    except T2TError as error:
+        return [*problems, str(error)]
+    for template_id, template in templates.items():
+        for row_number, fields in enumerate(rows):
             where = f"template '{template_id}', row {row_number}"
+            try:
+                example = template.render(fields)
+            except T2TError as error:
+                problems.append(f"{where}: {error}")
+                break
             if not example.target:
                 problems.append(f"{where}: empty target")
             if allowed is not None:
@@ -110,6 +118,12 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
                     problems.append(f"{where}: target labels {sorted(outside)} are outside the label space")
             problems += [f"{where}: {problem}" for problem in round_trip_problems(task, template.spec, fields)]
     return problems
+
+
+def _report(label: str, status: str, problems: list[str]) -> None:
+    print(f"{label}: {status}")
+    for problem in problems:
+        print("  - " + problem.replace("\n", "\n    "))
 
 
 def validate_tasks(folders: list[Path], names: list[str], n: int) -> None:
@@ -128,7 +142,7 @@ def validate_tasks(folders: list[Path], names: list[str], n: int) -> None:
             unloaded = f" ({len(broken)} task file(s) did not load: {sorted(map(str, broken))})" if broken else ""
             failures[name] = f"{error}{unloaded}"
     for label, error in failures.items():
-        print(f"{label}: could not be loaded\n  - {error}")
+        _report(label, "could not be loaded", [error])
     failed, unchecked = len(failures), 0
     for task in tasks.values():
         try:
@@ -137,8 +151,7 @@ def validate_tasks(folders: list[Path], names: list[str], n: int) -> None:
             problems = [str(error) if isinstance(error, T2TError) else f"{type(error).__name__}: {error}"]
         missing = missing_data(task)
         note = f" (templates only; rows not checked: no data at {missing})" if missing else ""
-        print(f"{task.name}: {f'{len(problems)} problem(s)' if problems else 'ok'}{note}")
-        print("".join(f"  - {problem}\n" for problem in problems), end="")
+        _report(task.name, f"{f'{len(problems)} problem(s)' if problems else 'ok'}{note}", problems)
         failed, unchecked = failed + bool(problems), unchecked + bool(missing)
     total = len(failures) + len(tasks)
     print(f"\n{total} checked: {total - failed} ok, {failed} with problems"

@@ -154,8 +154,10 @@ def write_sgd(folder: Path, frameless_turn: bool = False) -> Path:
     _dump(folder / "dialogues_001.json", [{"dialogue_id": "1_00000", "services": ["Movies_9"], "turns": turns}])
     _dump(folder / "schema.json", [{
         "service_name": "Movies_9", "description": "Find movies and showtimes",
-        "slots": [{"name": "genre", "description": "Kind of film"}, {"name": "title", "description": "Film title"},
-                  {"name": "theater", "description": "Cinema name"}],
+        "slots": [{"name": "genre", "description": "Kind of film", "is_categorical": True,
+                   "possible_values": ["thriller", "comedy"]},
+                  {"name": "title", "description": "Film title", "is_categorical": False},
+                  {"name": "theater", "description": "Cinema name", "is_categorical": False}],
         "intents": [{"name": "FindMovies", "description": "Search for movies"}],
     }])
     return folder

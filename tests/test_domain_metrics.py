@@ -121,9 +121,9 @@ def test_bleu_equals_sacrebleu_on_code_summaries() -> None:
 def test_token_bleu_on_bugs2fix() -> None:
     rows = [json.loads(line) for line in (SHARED_DATA / "code" / "code_refinement_small" / "test.jsonl").open()][:200]
     predictions, references = [r["buggy"] for r in rows], [r["fixed"] for r in rows]
-    expected = sacrebleu.corpus_bleu(predictions, [references], tokenize="none", smooth_method="none").score
+    # CodeXGLUE's Code-Code/code-refinement/evaluator/evaluator.py (smoothed BLEU) on these rows: "BLEU: 82.21"
     scores = compute_metrics(["token_bleu", "code_exact_match"], predictions, references)
-    assert scores["token_bleu"] == pytest.approx(expected) and 50 < expected < 100
+    assert scores["token_bleu"] == pytest.approx(82.21, abs=0.01)
     assert scores["code_exact_match"] == 0.0
     assert compute_metrics(["code_exact_match"], references, references)["code_exact_match"] == 100.0
 
@@ -158,10 +158,10 @@ def test_event_trigger_and_argument_f1() -> None:
     assert scores["trigger_f1/precision"] == 50.0 and scores["trigger_f1/recall"] == pytest.approx(100 / 3)
     # arguments (type, role, argument): predicted 3, gold 4, hits (attack, attacker, troops) and (die, victim, man)
     assert scores["argument_f1"] == pytest.approx(100 * 4 / 7)
-    assert compute_metrics(["trigger_f1"], ["None"], ["None"])["trigger_f1"] == 100.0
+    assert compute_metrics(["trigger_f1"], ["None"], ["None"])["trigger_f1"] == 0.0  # UIE: 0/0 scores 0
 
 
-def test_joint_goal_accuracy_and_slot_f1_take_the_best_reference() -> None:
+def test_joint_goal_accuracy_and_slot_f1_take_the_best_plain_reference() -> None:
     predictions = ["genre=thriller; title=heat", "genre=comedy", "None"]
     references = [["genre=thriller; title=Heat 2", "genre=thriller; title=heat"], ["genre=drama"], ["None"]]
     scores = compute_metrics(["joint_goal_accuracy", "slot_f1"], predictions, references)
@@ -229,6 +229,6 @@ def test_formats_round_trip(fmt: str, data: st.DataObject) -> None:
     assert Counter(item_parser(FORMATS[fmt].parser).items(FORMATS[fmt].render(rows))) == gold
 
 
-def test_gold_writes_separators_inside_names_safely() -> None:
-    assert FORMATS["format_state"].gold([{"slot": "Title", "value": "Heat; 2"}]) == {("title", "heat , 2"): 1}
-    assert FORMATS["format_events"].render([{"type": "a", "trigger": "b|c", "arguments": []}]) == "a: b/c"
+def test_gold_escapes_separators_inside_names_and_keeps_them() -> None:
+    assert FORMATS["format_state"].gold([{"slot": "Title", "value": "Heat; 2"}]) == {("title", "heat ; 2"): 1}
+    assert FORMATS["format_events"].render([{"type": "a", "trigger": "b|c", "arguments": []}]) == r"a: b\|c"

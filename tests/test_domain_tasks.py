@@ -112,7 +112,9 @@ def test_dst_references_flow_to_rendered_rows(tmp_path: Path) -> None:
     spec = pointed_at(task("dialogue/dst_sgd"), write_sgd(tmp_path / "train")).model_copy(update={"held_out": True})
     last = render_rows(spec, 0, load_rows(spec, "eval"), seed=None)[-1]  # held out: every turn, in order
     assert last["target"] == "genre=thriller; theater=Grand; title=Heat"
-    assert last["references"] == [last["target"], "genre=thriller; theater=Grand; title=heat"]
+    # the canonical state, then the DSTC8 reference: every listed value, the schema's slots
+    assert last["references"][0] == last["target"]
+    assert json.loads(last["references"][1])["slot_values"]["title"] == ["Heat", "heat"]
 
 
 # Sentences (instances, turns) and annotations per shared data set, as its README and SOURCE.json state.

@@ -129,6 +129,24 @@ def test_conll_tab_separated_and_bad_tags(tmp_path: Path) -> None:
         rows_of("conll", path, delimiter="\t", tag_column=1)
 
 
+@pytest.mark.parametrize("line", ["{token}\t{tag}", "{token} {tag}", "{token}   NNP  B-NP {tag}  ", "{token}\tNNP\t{tag}"])
+def test_conll_splits_columns_only_at_tabs_or_ascii_spaces(tmp_path: Path, line: str) -> None:
+    words = [("New\u00a0York", "B-LOC"), ("is", "O"), ("10\u2009km", "O"), ("wide\u00a0", "O")]
+    path = tmp_path / "test.txt"
+    path.write_text("".join(line.format(token=t, tag=g) + "\n" for t, g in words) + "\n", encoding="utf-8")
+    (row,) = rows_of("conll", path)
+    assert row["tokens"] == [t for t, _ in words] and row["tags"] == [g for _, g in words]
+    assert row["sentence"] == "New\u00a0York is 10\u2009km wide\u00a0"
+    assert row["entities"] == [{"name": "New\u00a0York", "type": "LOC", "pos": [0, 8]}]
+
+
+def test_conll_line_of_only_a_unicode_space_is_not_blank(tmp_path: Path) -> None:
+    path = tmp_path / "test.txt"
+    path.write_text("Oslo B-LOC\n\u00a0\n", encoding="utf-8")
+    with pytest.raises(T2TError, match=r"test.txt, line 2: tag '' is not O, B-type or I-type"):
+        rows_of("conll", path)
+
+
 def test_natural_instructions_rows_and_examples(tmp_path: Path) -> None:
     path = write_ni(tmp_path / "task0_toy.json")
     rows = rows_of("natural_instructions", path)
@@ -166,12 +184,18 @@ def test_sgd_user_turns_carry_cumulative_state(tmp_path: Path) -> None:
     assert last["history"] == ["User: Find me a thriller.", "System: How about Heat or Ronin?"]
     assert last["state"] == [{"slot": "genre", "value": "thriller"}, {"slot": "theater", "value": "Grand"},
                              {"slot": "title", "value": "Heat"}]
-    assert last["state_references"] == ["genre=thriller; theater=Grand; title=Heat",
-                                        "genre=thriller; theater=Grand; title=heat"]
+    canonical, structured = last["state_reference"]
+    assert canonical == "genre=thriller; theater=Grand; title=Heat"
+    # every slot of the schema with is_categorical, every listed value in the data's order
+    assert json.loads(structured) == {"service_slots": {"genre": True, "title": False, "theater": False},
+                                      "slot_values": {"genre": ["thriller"], "title": ["Heat", "heat"],
+                                                      "theater": ["Grand"]}}
     assert last["actions"] == [{"act": "SELECT", "slot": "", "value": ""},
                                {"act": "INFORM", "slot": "theater", "value": "Grand"}]
     assert last["service_description"] == "Find movies and showtimes" and last["slots"][0]["name"] == "genre"
-    assert len(rows_of("sgd", write_sgd(tmp_path / "b"), max_references=1)[1]["state_references"]) == 1
+    assert json.loads(rows[0]["state_reference"][1])["slot_values"] == {"genre": ["thriller"]}
+    with pytest.raises(T2TError, match="'max_references' is not an option of format 'sgd'"):
+        rows_of("sgd", write_sgd(tmp_path / "b"), max_references=1)
 
 
 def test_sgd_system_turns(tmp_path: Path) -> None:

@@ -124,12 +124,12 @@ def test_no_examples() -> None:
 
 
 def test_task_file_metric_options_reach_the_metric_and_bad_ones_name_the_file(tmp_path) -> None:
-    from conftest import write_task
-
     from t2t_mtl.data import check_task_metrics
     from t2t_mtl.recipe import EvalSpec
     from t2t_mtl.tasks.registry import SelectedTask
     from t2t_mtl.tasks.schema import load_task_file
+
+    from conftest import write_task
 
     good = load_task_file(write_task(tmp_path / "a", "t/good", [], metrics=[{"name": "span_f1", "counting": "set"}]))
     assert good.metrics[0].options == {"counting": "set"}

@@ -1,4 +1,4 @@
-"""Output parsers: generated text to a hashable, order-free structure.
+r"""Output parsers: generated text to a hashable, order-free structure.
 
 Parsers never raise: malformed pieces of an output are dropped, so a bad
 generation scores low instead of stopping an evaluation.
@@ -13,15 +13,21 @@ Structured outputs (the inverse of ``formats``) are items separated by ";", or
   ends at the last ":" of the first part (ACE types such as "Life:Die" keep
   theirs), a role at the first ":" of its part;
 - slot value ``slot=value``: the slot ends at the first "=";
-- dialogue act ``ACT(slot=value)``, ``ACT(slot)`` or ``ACT``.
+- dialogue act ``ACT(slot=value)``, ``ACT(slot)`` or ``ACT``: the act ends at the
+  first "(", the slot at the first "=", the value at the last ")".
 
-So names contain no ";", types no ":" (event types may), triple heads no ",",
-event parts no "|", and slots no "=". Every piece is compared after
-``normalize_text``.
+A separator character preceded by a backslash is part of the text, not a
+separator, and so is a backslash preceded by one: ``\;`` ``\,`` ``\:`` ``\|``
+``\=`` ``\(`` ``\)`` ``\\`` read as ``;`` ``,`` ``:`` ``|`` ``=`` ``(`` ``)`` ``\``. A
+backslash before any other character is kept as it is. So
+``organization: Dead & amp \; Company`` is one span. Every piece is compared after
+unescaping and ``normalize_text``.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 
@@ -29,6 +35,41 @@ from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.normalize import normalize_text
 
 Item = tuple[Hashable, ...]
+
+ESCAPABLE = "\\;,:|=()"
+"""The characters a backslash escapes: the separators of every structured output, and itself."""
+_ESCAPED = re.compile(r"\\([" + re.escape(ESCAPABLE) + "])")
+
+
+def unescape(raw: str) -> str:
+    r"""``raw`` with every escaped character (``\;``, ``\\``, ...) back to itself."""
+    return _ESCAPED.sub(r"\1", raw)
+
+
+def _cuts(raw: str, separator: str) -> list[int]:
+    """Where ``separator`` stands unescaped in ``raw``."""
+    escaped = {match.start() + 1 for match in _ESCAPED.finditer(raw)}
+    return [i for i, char in enumerate(raw) if char == separator and i not in escaped]
+
+
+def split_unescaped(raw: str, separator: str) -> list[str]:
+    """``raw.split(separator)`` at unescaped separators only; the pieces stay escaped."""
+    bounds = [-1, *_cuts(raw, separator), len(raw)]
+    return [raw[start + 1 : end] for start, end in itertools.pairwise(bounds)]
+
+
+def partition_unescaped(raw: str, separator: str, last: bool = False) -> tuple[str, str, str]:
+    """``raw.partition(separator)`` (``rpartition`` when ``last``) at an unescaped separator."""
+    cuts = _cuts(raw, separator)
+    if not cuts:
+        return ("", "", raw) if last else (raw, "", "")
+    cut = cuts[-1] if last else cuts[0]
+    return raw[:cut], separator, raw[cut + 1 :]
+
+
+def _text(raw: str) -> str:
+    """An escaped piece as it is compared: unescaped, then normalised."""
+    return normalize_text(unescape(raw))
 
 
 class OutputParser(ABC):
@@ -73,11 +114,11 @@ class ItemParser(OutputParser):
 
     @abstractmethod
     def item(self, piece: str) -> Item | None:
-        """One item from the text between two ";", or None when it is malformed."""
+        """One item from the (still escaped) text between two unescaped ";", or None when it is malformed."""
 
     def items(self, text: str) -> list[Item]:
         """Every well-formed item of ``text``, in order, duplicates kept; never raises."""
-        return [item for piece in text.split(";") if (item := self.item(piece)) is not None]
+        return [item for piece in split_unescaped(text, ";") if (item := self.item(piece)) is not None]
 
     def parse(self, text: str) -> frozenset[Item]:
         return frozenset(self.items(text))
@@ -87,9 +128,9 @@ class ItemParser(OutputParser):
 
 
 def _split_typed(piece: str) -> tuple[str, str] | None:
-    """(normalised type, raw rest) of a "type: rest" piece; None without a type."""
-    kind, colon, rest = piece.partition(":")
-    kind = normalize_text(kind)
+    """(compared type, escaped rest) of a "type: rest" piece; None without a type."""
+    kind, colon, rest = partition_unescaped(piece, ":")
+    kind = _text(kind)
     return (kind, rest) if colon and kind else None
 
 
@@ -100,7 +141,7 @@ class TypedSpansParser(ItemParser):
 
     def item(self, piece: str) -> Item | None:
         typed = _split_typed(piece)
-        span = normalize_text(typed[1]) if typed else ""
+        span = _text(typed[1]) if typed else ""
         return (typed[0], span) if typed and span else None
 
 
@@ -114,7 +155,7 @@ class TriplesParser(ItemParser):
         typed = _split_typed(piece)
         if typed is None:
             return None
-        head, _, tail = (normalize_text(part) for part in typed[1].partition(","))
+        head, _, tail = (_text(part) for part in partition_unescaped(typed[1], ","))
         return (head, typed[0], tail) if head and tail else None
 
 
@@ -124,7 +165,7 @@ class MentionsParser(ItemParser):
     name = "mentions"
 
     def item(self, piece: str) -> Item | None:
-        span = normalize_text(piece)
+        span = _text(piece)
         return (span,) if span and span != "none" else None
 
 
@@ -137,15 +178,15 @@ class EventsParser(ItemParser):
     name = "events"
 
     def item(self, piece: str) -> Item | None:
-        head, *parts = piece.split("|")
-        kind, colon, trigger = head.rpartition(":")
-        kind, trigger = normalize_text(kind), normalize_text(trigger)
+        head, *parts = split_unescaped(piece, "|")
+        kind, colon, trigger = partition_unescaped(head, ":", last=True)
+        kind, trigger = _text(kind), _text(trigger)
         if not (colon and kind and trigger):
             return None
         arguments = set()
         for part in parts:
             typed = _split_typed(part)
-            argument = normalize_text(typed[1]) if typed else ""
+            argument = _text(typed[1]) if typed else ""
             if typed and argument:
                 arguments.add((typed[0], argument))
         return (kind, trigger, frozenset(arguments))
@@ -157,8 +198,8 @@ class SlotValuesParser(ItemParser):
     name = "slot_values"
 
     def item(self, piece: str) -> Item | None:
-        slot, equals, value = piece.partition("=")
-        slot, value = normalize_text(slot), normalize_text(value)
+        slot, equals, value = partition_unescaped(piece, "=")
+        slot, value = _text(slot), _text(value)
         return (slot, value) if equals and slot and value else None
 
 
@@ -171,13 +212,13 @@ class DialogueActsParser(ItemParser):
     name = "dialogue_acts"
 
     def item(self, piece: str) -> Item | None:
-        act, _, inside = piece.partition("(")
-        act = normalize_text(act)
+        act, _, inside = partition_unescaped(piece, "(")
+        act = _text(act)
         if not act or act == "none":
             return None
-        body = inside.rpartition(")")[0] if ")" in inside else inside
-        slot, _, value = body.partition("=")
-        return (act, normalize_text(slot), normalize_text(value))
+        before, closed, _ = partition_unescaped(inside, ")", last=True)
+        slot, _, value = partition_unescaped(before if closed else inside, "=")
+        return (act, _text(slot), _text(value))
 
 
 _PARSERS: dict[str, OutputParser] = {

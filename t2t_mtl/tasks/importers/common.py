@@ -37,12 +37,16 @@ def split_file(path: Path, split: str) -> Path:
     return found[0]
 
 
+class OptionError(T2TError):
+    """An unknown `source.options` key; the loader adds which task file holds it."""
+
+
 def check_options(options: dict[str, Any], known: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """The options with defaults filled in; an unknown option names the known ones."""
+    """The options with defaults filled in; an unknown option (OptionError) names the known ones."""
     for key in options:
         if key not in known:
-            raise T2TError(f"source.options: '{key}' is not an option of format '{fmt}'.{closest(key, known)} "
-                           f"Options: {sorted(known)}.")
+            raise OptionError(f"source.options: '{key}' is not an option of format '{fmt}'.{closest(key, known)} "
+                             f"Options: {sorted(known)}.")
     return {**known, **options}
 
 

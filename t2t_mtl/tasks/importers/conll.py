@@ -1,8 +1,10 @@
-"""CoNLL-style token files with BIO tags (CoNLL-2003, the MTL-Bioinformatics-2016 IOB corpora, ...).
+r"""CoNLL-style token files with BIO tags (CoNLL-2003, the MTL-Bioinformatics-2016 IOB corpora, ...).
 
-One token per line, columns split by whitespace (or `delimiter`), the token in
-`token_column` and its tag in `tag_column`; a blank line ends a sentence and
-`-DOCSTART-` lines are skipped. Tags are `O`, `B-type` or `I-type`. An `I-type` that
+One token per line, the token in `token_column` and its tag in `tag_column`. Columns
+are split at `delimiter` when it is set, else at tabs when the line has one, else at
+runs of ASCII spaces; never at other Unicode spaces, which belong to the token
+(``New\u00a0York\tB-LOC`` is the token "New\u00a0York"). A blank line ends a sentence
+and `-DOCSTART-` lines are skipped. Tags are `O`, `B-type` or `I-type`. An `I-type` that
 does not continue an entity of its type (IOB1, or an annotation slip) starts one, as
 BIO2 would write it with `B-`; such repairs are counted and reported.
 
@@ -13,6 +15,7 @@ the (repaired) `tokens` and `tags`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,18 @@ from t2t_mtl.tasks.importers import register
 from t2t_mtl.tasks.importers.common import check_options, logger, split_file, to_dataset
 
 OPTIONS = {"token_column": 0, "tag_column": -1, "delimiter": None}
+ASCII_SPACE = " \t\r\n\f\v"
+_SPACES = re.compile(" +")
+
+
+def columns(line: str, delimiter: str | None) -> list[str]:
+    """The columns of one line: at `delimiter`, else at tabs when there is one, else at runs of ASCII spaces."""
+    line = line.rstrip("\r\n")
+    if delimiter is not None:
+        return line.split(delimiter)
+    if "\t" in line:
+        return [field.strip(" ") for field in line.split("\t")]
+    return _SPACES.split(line.strip(" "))
 
 
 def _sentences(source: Path, settings: dict[str, Any]) -> Iterator[list[tuple[int, str, str]]]:
@@ -31,8 +46,8 @@ def _sentences(source: Path, settings: dict[str, Any]) -> Iterator[list[tuple[in
     sentence: list[tuple[int, str, str]] = []
     with source.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            fields = line.rstrip("\r\n").split(settings["delimiter"])
-            if not line.strip() or fields[0].startswith("-DOCSTART-"):
+            fields = columns(line, settings["delimiter"])
+            if not line.strip(ASCII_SPACE) or fields[0].startswith("-DOCSTART-"):
                 if sentence:
                     yield sentence
                 sentence = []
@@ -40,7 +55,8 @@ def _sentences(source: Path, settings: dict[str, Any]) -> Iterator[list[tuple[in
             try:
                 sentence.append((number, fields[settings["token_column"]], fields[settings["tag_column"]].strip()))
             except IndexError:
-                raise T2TError(f"{source}, line {number}: expected a token and a tag, got {line.strip()!r}.") from None
+                raise T2TError(f"{source}, line {number}: expected a token and a tag, got {line.strip(ASCII_SPACE)!r}. "
+                               "Set source.options token_column, tag_column or delimiter.") from None
     if sentence:
         yield sentence
 

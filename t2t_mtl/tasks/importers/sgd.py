@@ -8,8 +8,11 @@ the dialogue so far (`history`, then `utterance`), the service and its schema
 (`service_description`, `slots` with descriptions), `active_intent`, the user's
 `actions`, and the cumulative `state` after the turn as `[{"slot", "value"}]` sorted by
 slot (the first of a slot's listed values). SGD lists equivalent surface forms of a
-value; `state_references` holds the state rendered with every combination of them
-(at most `max_references`), for evaluation that accepts any. With `speaker: system`
+value; `state_reference` holds, for the DSTC8 joint goal accuracy, the canonical state
+rendered by `format_state` (what the target is) and one JSON string with every slot of the
+service's schema, its `is_categorical` (false when the schema omits it), and every listed
+value of each active slot in the data's order; only the JSON one is scored (see
+`t2t_mtl.evaluation.dialogue_state`). With `speaker: system`
 there is one row per system turn: `history`, the system `utterance` and its `actions`.
 A turn without frames, or a user frame without a state, is skipped and counted
 (`missing_frames: fail` stops instead).
@@ -17,18 +20,18 @@ A turn without frames, or a user frame without a state, is skipped and counted
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 import datasets
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.dialogue_state import state_reference
 from t2t_mtl.evaluation.formats import format_state
 from t2t_mtl.tasks.importers import register
 from t2t_mtl.tasks.importers.common import BadRecords, check_options, read_json, to_dataset
 
-OPTIONS = {"speaker": "user", "schema": None, "missing_frames": "skip", "max_references": 8}
+OPTIONS = {"speaker": "user", "schema": None, "missing_frames": "skip"}
 SPEAKERS = {"user": "USER", "system": "SYSTEM"}
 
 
@@ -57,7 +60,9 @@ def _services(schema_file: Path) -> dict[str, dict[str, Any]]:
         raise T2TError(f"{schema_file}: an SGD schema must be a JSON list of services.")
     return {s["service_name"]: {"service_description": s.get("description", ""),
                                 "slots": [{"name": x["name"], "description": x.get("description", "")}
-                                          for x in s.get("slots", [])]}
+                                          for x in s.get("slots", [])],
+                                "categorical": {x["name"]: bool(x.get("is_categorical", False))
+                                                for x in s.get("slots", [])}}
             for s in schema}
 
 
@@ -67,12 +72,10 @@ def _actions(frame: dict[str, Any]) -> list[dict[str, str]]:
             for a in frame.get("actions", []) for value in (a.get("values") or [""])]
 
 
-def _state_fields(slot_values: dict[str, list[str]], limit: int) -> dict[str, Any]:
-    slots = sorted(slot_values)
-    first = [{"slot": s, "value": slot_values[s][0]} for s in slots]
-    combinations = itertools.islice(itertools.product(*(slot_values[s] for s in slots)), limit)
-    references = [format_state([{"slot": s, "value": v} for s, v in zip(slots, values)]) for values in combinations]
-    return {"state": first, "state_references": references}
+def _state_fields(slot_values: dict[str, list[str]], categorical: dict[str, bool]) -> dict[str, Any]:
+    slot_values = {slot: values for slot, values in slot_values.items() if values}
+    first = [{"slot": s, "value": slot_values[s][0]} for s in sorted(slot_values)]
+    return {"state": first, "state_reference": [format_state(first), state_reference(categorical, slot_values)]}
 
 
 class _Reader:
@@ -82,7 +85,6 @@ class _Reader:
         if settings["speaker"] not in SPEAKERS:
             raise T2TError(f"source.options.speaker must be one of {sorted(SPEAKERS)}, not '{settings['speaker']}'.")
         self.speaker = SPEAKERS[settings["speaker"]]
-        self.limit = int(settings["max_references"])
         self.services = services
         self.bad = bad
 
@@ -90,6 +92,11 @@ class _Reader:
         if name not in self.services:
             raise T2TError(f"service '{name}' is not in the SGD schema (it has {sorted(self.services)}).")
         return self.services[name]
+
+    def row_service(self, name: str) -> dict[str, Any]:
+        """The service's fields of a row (its description and slots)."""
+        service = self.service(name)
+        return {"service_description": service["service_description"], "slots": service["slots"]}
 
     def rows(self, dialogue: dict[str, Any]) -> list[dict[str, Any]]:
         rows, history = [], []
@@ -107,7 +114,7 @@ class _Reader:
         return rows
 
     def row(self, frame: dict[str, Any], where: str) -> dict[str, Any] | None:
-        fields = {"service": frame["service"], **self.service(frame["service"]), "actions": _actions(frame)}
+        fields = {"service": frame["service"], **self.row_service(frame["service"]), "actions": _actions(frame)}
         if self.speaker == "SYSTEM":
             return fields
         state = frame.get("state")
@@ -115,7 +122,7 @@ class _Reader:
             self.bad.add(f"{where}: the {frame['service']} frame has no state")
             return None
         return {**fields, "active_intent": state.get("active_intent", "NONE"),
-                **_state_fields(state.get("slot_values", {}), self.limit)}
+                **_state_fields(state.get("slot_values", {}), self.service(frame["service"])["categorical"])}
 
 
 @register("sgd")

@@ -19,6 +19,7 @@ Option ``fuzzy``: ``difflib`` (default; fuzzywuzzy as the DSTC8 requirements ins
 
 With plain "slot=value; ..." references (other dialogue tasks) a frame counts 1 when its
 (slot, value) set equals a reference's after ``normalize_text``, the best reference counting.
+Plain references beside a structured one (the importer's rendered canonical state) are not scored.
 """
 
 import evaluate
