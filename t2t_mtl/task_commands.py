@@ -11,6 +11,7 @@ import datasets
 import yaml
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.metrics import check_metrics
 from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.evaluation.roundtrip import round_trip_problems
@@ -78,12 +79,16 @@ def missing_data(task: TaskSpec) -> Path | None:
 def validate_task(task: TaskSpec, n: int) -> list[str]:
     """Problems found by linting the templates and rendering `n` rows with every template; empty when sound.
 
-    Each rendered target must be non-empty, use only labels of the label space, and parse
+    The metrics' names and options must be valid. Each rendered target must be non-empty, use only labels of the label space, and parse
     back to the row's gold structure (the round trip). Rows are skipped when the task's
     data is absent (`missing_data`); the templates are still checked. Rows that do not load
     and a template that does not render (checked on no further rows) are problems too.
     """
     problems = []
+    try:
+        check_metrics(task.metrics, task.where)
+    except T2TError as error:
+        problems.append(str(error))
     templates = compile_templates(task)
     parser = get_parser(task.output)
     space = task.label_space()

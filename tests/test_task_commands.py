@@ -38,6 +38,7 @@ def mixed_tasks(tmp_path: Path) -> Path:
                templates=[{"id": "ask", "instruction": "Colour?", "input": "{{ txt }}", "target": "{{ label }}"}])
     write_task(folder, "toy/corrupt", colour_rows(4))
     (folder / "corrupt.jsonl").write_text('{"text": "sky", "label": "blue"}\n{"text": \n')
+    write_task(folder, "toy/bad_metric", colour_rows(8), metrics=["accuracy", {"name": "oos_recall", "oos_lable": "x"}])
     return folder
 
 
@@ -51,13 +52,14 @@ def test_every_task_is_reported_even_when_some_fail(mixed_tasks: Path, capsys: p
     assert "templates use fields ['txt'] that 'columns:' does not map" in out
     assert "template 'ask', row 0: " in out and "'txt'" in out
     assert "toy/corrupt: 1 problem(s)\n  - " in out and "corrupt.jsonl, line 2: corrupt JSON" in out
-    assert out.endswith("\n5 checked: 2 ok, 3 with problems; 1 without data (templates only)\n")
+    assert "toy/bad_metric: 1 problem(s)" in out and "Metric 'oos_recall' has no option oos_lable" in out
+    assert out.endswith("\n6 checked: 2 ok, 4 with problems; 1 without data (templates only)\n")
     assert datasets.is_progress_bar_enabled()  # the quiet spell is over
 
 
 def test_failure_is_on_stderr_with_exit_status_2(mixed_tasks: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["tasks", "validate", "--task-dir", str(mixed_tasks)]) == 2
-    assert capsys.readouterr().err.endswith("error: 3 of 5 tasks have problems (listed above)\n")
+    assert capsys.readouterr().err.endswith("error: 4 of 6 tasks have problems (listed above)\n")
 
 
 @pytest.mark.parametrize("argv", [
