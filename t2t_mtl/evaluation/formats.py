@@ -113,7 +113,7 @@ def _gold_mentions(entities: Rows) -> Counter:
 def _gold_events(events: Rows) -> Counter:
     return Counter(
         (_g(e["type"]), _g(e["trigger"]),
-         frozenset((_g(a["role"]), _g(a["name"])) for a in e.get("arguments") or ()))
+         tuple(sorted((_g(a["role"]), _g(a["name"])) for a in e.get("arguments") or ())))
         for e in events or ()
     )
 

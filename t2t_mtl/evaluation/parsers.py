@@ -172,7 +172,8 @@ class MentionsParser(ItemParser):
 class EventsParser(ItemParser):
     """Events: "type: trigger | role: argument; ..." or "None" to (type, trigger, arguments) items.
 
-    ``arguments`` is a frozenset of (role, argument) pairs.
+    ``arguments`` is the sorted tuple of (role, argument) pairs: order-free, a repeated argument kept
+    (UIE's scorer counts each).
     """
 
     name = "events"
@@ -183,13 +184,13 @@ class EventsParser(ItemParser):
         kind, trigger = _text(kind), _text(trigger)
         if not (colon and kind and trigger):
             return None
-        arguments = set()
+        arguments = []
         for part in parts:
             typed = _split_typed(part)
             argument = _text(typed[1]) if typed else ""
             if typed and argument:
-                arguments.add((typed[0], argument))
-        return (kind, trigger, frozenset(arguments))
+                arguments.append((typed[0], argument))
+        return (kind, trigger, tuple(sorted(arguments)))
 
 
 class SlotValuesParser(ItemParser):

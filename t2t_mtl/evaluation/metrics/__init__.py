@@ -49,13 +49,12 @@ class MetricRequest(Protocol):
 
 # Named sets of metric options that reproduce another project's scorer, per metric; a task
 # file's own options win. InstructUIE (BeyonderXX/InstructUIE src/evaluation/evaluator.py) scores
-# sets per sentence, and for NER only its "None" is an item that "None" matches.
+# NER and RE as sets per sentence, and for NER only its "None" is an item that "None" matches
+# (its event scorers read another output format: no preset for them).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ie_instructuie": {
         "span_f1": {"counting": "set", "empty_match": True},
         "triple_f1": {"counting": "set"},
-        "trigger_f1": {"counting": "set"},
-        "argument_f1": {"counting": "set"},
     },
 }
 

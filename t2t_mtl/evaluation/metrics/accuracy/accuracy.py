@@ -1,4 +1,9 @@
-"""Accuracy and macro F1 (over the reference labels) of normalised class labels."""
+"""Accuracy and macro F1 (over the reference labels) of normalised class labels.
+
+Reference: scikit-learn's ``accuracy_score`` and ``f1_score(average="macro", labels=<gold labels>)``
+on the labels after ``normalize_text`` (case, accents and punctuation spacing folded), each
+example counting with the reference label it matches (else its first).
+"""
 
 import evaluate
 

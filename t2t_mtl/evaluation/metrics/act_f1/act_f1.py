@@ -1,15 +1,14 @@
-"""Dialogue act F1: micro P/R/F1 of (act, slot, value) triples ("ACT(slot=value); ..." or "None")."""
+"""Dialogue act F1: micro P/R/F1 of (act, slot, value) triples ("ACT(slot=value); ..." or "None").
 
-import evaluate
+No official scorer for SGD system acts: t2t_mtl's own item F1, counted as UIE counts items
+(multisets, pieces normalised; see ``scoring.ItemF1Metric``), options as there.
+"""
 
-from t2t_mtl.evaluation.scoring import item_prf, pair_info, prf_result
+from t2t_mtl.evaluation import scoring
 
 
-class ActF1(evaluate.Metric):
+class ActF1(scoring.ItemF1Metric):
     """Dialogue act F1; precision and recall as extras."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return pair_info(__doc__)
-
-    def _compute(self, predictions: list[str], references: list) -> dict[str, float]:
-        return prf_result("act_f1", item_prf("dialogue_acts", predictions, references))
+    metric = "act_f1"
+    parser = "dialogue_acts"

@@ -1,4 +1,8 @@
-"""Corpus BLEU-4 with sacreBLEU's defaults (13a tokenisation, exponential smoothing), several references allowed."""
+"""Corpus BLEU-4 with sacreBLEU's defaults (13a tokenisation, exponential smoothing), several references allowed.
+
+Reference: sacreBLEU ``BLEU().corpus_score`` itself (signature nrefs:var|case:mixed|eff:no|tok:13a|smooth:exp);
+code tasks use ``token_bleu`` and ``smoothed_bleu``, CodeXGLUE's own.
+"""
 
 import evaluate
 

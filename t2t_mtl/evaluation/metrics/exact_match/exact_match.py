@@ -1,4 +1,8 @@
-"""Exact match: percent of predictions equal to one of their references after normalisation."""
+"""Exact match: percent of predictions equal to one of their references after normalisation.
+
+No external scorer: t2t_mtl's ``normalize_text`` (lowercase, accents stripped, words split from
+punctuation) on both sides. Super-NaturalInstructions tasks use ``ni_exact_match``, the official one.
+"""
 
 import evaluate
 
