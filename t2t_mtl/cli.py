@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from t2t_mtl.errors import T2TError
+from t2t_mtl.errors import T2TError, disk_full
 from t2t_mtl.evaluation.metrics import PRESETS
 
 
@@ -20,11 +22,22 @@ def _anchors(recipe_path: Path) -> list[Path]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from t2t_mtl.recipe import load_recipe
-    from t2t_mtl.training import train
+    """Train a recipe; SIGTERM/SIGINT end it with one line and status 128 + the signal (143, 130)."""
+    try:
+        from t2t_mtl.recipe import load_recipe
+        from t2t_mtl.training import Stopped, train
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    summary = train(recipe, _anchors(Path(args.recipe)), resume=args.resume, overwrite=args.overwrite)
+        recipe = load_recipe(args.recipe, args.overrides)
+    except KeyboardInterrupt:  # Ctrl-C before the run installed its handlers
+        print("stopped by SIGINT before training started; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
+    try:
+        summary = train(recipe, _anchors(Path(args.recipe)), resume=args.resume, overwrite=args.overwrite,
+                        recipe_file=Path(args.recipe), allow_changed=args.allow_changed)
+    except Stopped as stop:
+        if os.environ.get("RANK", "0") == "0":  # one line, from the main process of a launch
+            print(stop.line(shlex.join(["t2t-mtl", "train", args.recipe, *args.overrides])), file=sys.stderr)
+        raise SystemExit(stop.exit_status) from None
     if summary is not None:
         held_out = [t["task"] for t in summary["tasks"] if t["held_out"]]
         print(f"\nResults: {recipe.output_dir}/results.md")
@@ -44,38 +57,100 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(to_markdown(summary))
 
 
-def _read_rows(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise T2TError(f"{path}, line {number}: corrupt JSON ({error.msg})") from error
+def _read_rows(path: Path, option: str) -> list[dict]:
+    """The rows of a JSONL file given as `option`: one JSON object per line, each column of one type."""
+    from t2t_mtl.tasks.importers.common import ColumnKinds, not_text
+
+    rows: list[dict] = []
+    kinds = ColumnKinds(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    rows.append(_json_object(line, path, number))
+                    kinds.add(rows[-1], f"line {number}")
+    except UnicodeDecodeError as error:
+        raise not_text(path, error) from error
+    except OSError as error:
+        raise T2TError(f"{option} {path}: {error.strerror}. Give a JSONL file of rows (one JSON object per line).") \
+            from error
+    if not rows:
+        raise T2TError(f"{option} {path} holds no rows. Give one JSON object per line, such as {{\"text\": \"...\"}}.")
     return rows
+
+
+def _json_object(line: str, path: Path, number: int) -> dict:
+    """One line of a JSONL file, which must be a JSON object."""
+    from t2t_mtl.tasks.importers.common import json_kind
+
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise T2TError(f"{path}, line {number}: corrupt JSON ({error.msg})") from error
+    if not isinstance(row, dict):
+        raise T2TError(f"{path}, line {number}: a JSON {json_kind(row) or 'null'}, but each line must be a JSON "
+                       f"object of the task's columns, such as {{\"text\": \"...\"}}.")
+    return row
+
+
+def _output_file(args: argparse.Namespace) -> Path | None:
+    """`--output`, checked (and its folder made) before any generation, so that no prediction is lost to it."""
+    if not args.output:
+        return None
+    path = Path(args.output)
+    if path.is_dir():
+        raise T2TError(f"--output {path} is a folder; give a file name, such as {path / 'predictions.jsonl'}.")
+    if path.resolve() in [Path(given).resolve() for given in (args.input, args.fit_data) if given]:
+        raise T2TError(f"--output {path} is also an input of this command; writing it would replace those rows. "
+                       f"Choose another file.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise T2TError(f"--output {path}: cannot make its folder {path.parent} ({error.strerror}).") from error
+    if not os.access(path.parent, os.W_OK):
+        raise T2TError(f"--output {path}: the folder {path.parent} is not writable. Choose another folder.")
+    return path
+
+
+def _write_predictions(path: Path, lines: list[str]) -> None:
+    """Write through a temporary file renamed over `path` (never half a file); print the lines if that fails."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        sys.stdout.writelines(lines)
+        raise T2TError(f"could not write --output {path} ({error.strerror}); the {len(lines)} predictions were "
+                       f"printed to standard output instead.") from error
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from t2t_mtl.inference import Predictor, adhoc_task
 
+    if (args.instruction is None) != (args.text is None):
+        raise T2TError("--instruction and --text go together: the instruction (plain text) and the input it is "
+                       "about (--text '' for none). For a task's rows use --task FILE_OR_NAME --input ROWS.jsonl.")
     if args.instruction is not None:
-        task, rows = adhoc_task(args.instruction), [{"text": args.text or ""}]
+        task, rows = adhoc_task(args.instruction), [{"text": args.text}]
     elif args.task and args.input:
-        task, rows = args.task, _read_rows(Path(args.input))
+        task, rows = args.task, _read_rows(Path(args.input), "--input")
     else:
         raise T2TError("predict needs --task FILE_OR_NAME --input ROWS.jsonl, or --instruction TEXT --text TEXT")
-    fit_rows = _read_rows(Path(args.fit_data))[: args.fit_examples] if args.fit_data else None
+    if args.fit_data and args.routing != "fit":
+        raise T2TError("--fit-data is read only with --routing fit (to fit a routed run's routing for the task).")
+    output = _output_file(args)
+    fit_rows = _read_rows(Path(args.fit_data), "--fit-data")[: args.fit_examples] if args.fit_data else None
     if args.routing == "fit" and (fit_rows is None or len(fit_rows) < args.fit_examples):
         raise T2TError(f"--routing fit asks for {args.fit_examples} labelled rows (--fit-examples) but --fit-data "
                        f"gave {len(fit_rows or [])}")
     predictor = Predictor.from_run(args.run_dir)
     predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n"
-                              for row, prediction in zip(rows, predictions))
-        print(f"wrote {len(predictions)} predictions to {args.output}")
+    if output is not None:
+        _write_predictions(output, [json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n"
+                                    for row, prediction in zip(rows, predictions)])
+        print(f"wrote {len(predictions)} predictions to {output}")
     else:
         for prediction in predictions:
             print(prediction)
@@ -90,7 +165,11 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from t2t_mtl.modeling.export import export_run
 
-    out = export_run(args.run_dir, Path(args.merge or args.out), merge=bool(args.merge), task=args.task,
+    target = Path(args.merge or args.out)
+    if target.exists() and not target.is_dir():
+        raise T2TError(f"{'--merge' if args.merge else '--out'} {target} is a file; export writes a folder there. "
+                       f"Give a folder path.")
+    out = export_run(args.run_dir, target, merge=bool(args.merge), task=args.task,
                      routing=args.routing, instruction=args.instruction)
     loader = "AutoModelForSeq2SeqLM.from_pretrained" if args.merge else "PeftModel.from_pretrained(base_model, ...)"
     print(f"wrote {out}; load it with {loader}('{out}')")
@@ -120,22 +199,35 @@ class _SubcommandParser(argparse.ArgumentParser):
             self.intermixed = True
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `t2t-mtl` argument parser."""
     parser = argparse.ArgumentParser(prog="t2t-mtl", description="Instruction-tuned multi-task seq2seq models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubcommandParser)
 
-    p = sub.add_parser("train", help="train a recipe (also under `accelerate launch -m t2t_mtl train`)")
+    p = sub.add_parser("train", help="train a recipe (also under `accelerate launch -m t2t_mtl train`)",
+                       intermixed=True)
     p.add_argument("recipe", help="recipe YAML file")
-    p.add_argument("overrides", nargs="*", help="dotted overrides such as train.lr=3e-4")
-    p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its latest checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="delete the run in output_dir and start again")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as train.lr=3e-4 (before or after flags)")
+    run_mode = p.add_mutually_exclusive_group()
+    run_mode.add_argument("--resume", action="store_true",
+                          help="continue the run in output_dir from its latest checkpoint")
+    run_mode.add_argument("--overwrite", action="store_true",
+                          help="replace the run in output_dir (it is deleted once the new run has made its first step)")
+    p.add_argument("--allow-changed", action="store_true",
+                   help="--resume even though templates or data changed since the checkpoint (the changes are listed)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run's trained weights on its tasks")
     p.add_argument("run_dir")
     p.add_argument("--tasks", nargs="+", help="task names or globs (default: the recipe's eval.tasks)")
-    p.add_argument("--max-examples", type=int, help="cap on examples per task")
+    p.add_argument("--max-examples", type=_positive, help="cap on examples per task")
     p.add_argument("--metric-preset", choices=sorted(PRESETS),
                    help="score with another project's conventions (default: the recipe's eval.metric_preset)")
     p.set_defaults(func=cmd_evaluate)
@@ -144,19 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--task", help="task file (.yaml) or the name of a task of the run")
     p.add_argument("--input", help="JSONL rows with the task's input columns")
-    p.add_argument("--output", help="JSONL to write rows + prediction (default: print)")
+    p.add_argument("--output", help="JSONL to write rows + prediction, its folder made if need be (default: print)")
     p.add_argument("--template", help="template id (default: the task's evaluation template)")
     p.add_argument("--instruction", help="an ad-hoc instruction instead of a task file")
     p.add_argument("--text", help="the input text for --instruction")
     p.add_argument("--routing", help="routed runs, unseen tasks: average | similar | fit | task=NAME")
     p.add_argument("--fit-data", help="labelled JSONL rows of the task for --routing fit")
-    p.add_argument("--fit-examples", type=int, default=16, help="rows of --fit-data to fit on (default 16)")
+    p.add_argument("--fit-examples", type=_positive, default=16, help="rows of --fit-data to fit on (default 16)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tasks", help="list, show, validate and preview task files", intermixed=True)
     p.add_argument("action", choices=["list", "show", "validate", "preview"])
     p.add_argument("names", nargs="*", help="task names or globs (show/preview/validate)")
-    p.add_argument("-n", type=int, default=3, help="rows to render per template (preview/validate)")
+    p.add_argument("-n", type=_positive, default=3, help="rows to render per template (preview/validate)")
     p.add_argument("--task-dir", action="append", help="task folder (default: ./instructions)")
     p.set_defaults(func=cmd_tasks)
 
@@ -185,6 +277,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except T2TError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _refuse(error)
+    except (OSError, RuntimeError) as error:  # a full disk is the user's to fix; other errors are bugs
+        full = disk_full(error, _written_folder(args), _RETRY.get(args.command, ""))
+        if full is None:
+            raise
+        return _refuse(full)
+    except KeyboardInterrupt:
+        print(f"stopped by Ctrl-C: t2t-mtl {args.command} did not finish", file=sys.stderr)
+        return 130
     return 0
+
+
+def _refuse(error: T2TError) -> int:
+    """Print a user error as one `error:` message; the exit status of user errors."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+_RETRY = {"train": "; the checkpoints written before are intact: continue with --resume"}
+
+
+def _written_folder(args: argparse.Namespace) -> str | None:
+    """Where a command writes: the run folder (train, evaluate), --output's folder, or export's folder."""
+    if args.command == "train":
+        from t2t_mtl.recipe import load_recipe
+
+        try:
+            return load_recipe(args.recipe, args.overrides).output_dir
+        except T2TError:
+            return None
+    if args.command == "predict":
+        return str(Path(args.output).parent) if args.output else None
+    return getattr(args, "merge", None) or getattr(args, "out", None) or getattr(args, "run_dir", None)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -20,7 +22,7 @@ from t2t_mtl.evaluation.metrics import check_metrics
 from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.recipe import EvalSpec, Recipe
-from t2t_mtl.tasks.registry import SelectedTask
+from t2t_mtl.tasks.registry import SelectedTask, check_eval_tasks
 from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.tasks.sources import load_rows, row_fields
 from t2t_mtl.templates import compile_templates, template_hash
@@ -123,14 +125,15 @@ def render_rows(
     fits = fitted.fits_source if fitted else None
 
     def render(row: dict[str, Any], index: int) -> dict[str, Any]:
-        fields = row_fields(task, row, labels, required=with_target)
+        fields = row_fields(task, row, labels, required=with_target, number=index)
         example = templates[ids[chosen[index]]].render(fields, with_target, fits)
         references = reference_outputs(task, fields) if task.references and with_target else [example.target]
         return {"source": example.source, "target": example.target, "template": example.template_id,
                 "task_id": task_id, "row": index, "references": references, "shortened": ",".join(example.shortened)}
 
     key = _digest(__version__, task.name, str(task_id), str(seed), str(template_id),
-                  *(template_hash(t) for t in task.templates), str(labels), str(task.columns), str(with_target),
+                  *(template_hash(t) for t in task.templates), str(labels), str(task.columns), task.source.nulls,
+                  str(with_target),
                   str(task.references), fitted.fingerprint() if fitted else "unfitted",
                   rows._fingerprint)
     return rows.map(render, with_indices=True, remove_columns=rows.column_names, new_fingerprint=key,
@@ -264,11 +267,25 @@ class TaskData:
     rates: dict[int, float]
     truncated: dict[str, Truncation]  # by task name, training rows
     instructions: list[str]
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)  # by task name, see `data_fingerprint`
 
     @property
     def tasks(self) -> list[TaskSpec]:
         """Every task of the run, in id order."""
         return [s.spec for s in self.selected]
+
+
+def data_fingerprint(item: SelectedTask, rows: datasets.Dataset) -> dict[str, Any]:
+    """A task's loaded rows by content (not by path or time): task file, data source, row count, sha256."""
+    task, entry = item.spec, item.entry
+    held_out_source = (entry.eval_data or task.source.eval_path) if task.held_out else None
+    source = held_out_source or entry.data or task.source.path
+    if task.source.format != "hub" and not Path(source).is_absolute():
+        source = str(task.base_dir / source)
+    digest = hashlib.sha256(str(rows.features).encode("utf-8"))
+    for batch in rows.with_format("arrow").iter(batch_size=1024):
+        digest.update(json.dumps(batch.to_pylist(), sort_keys=True, default=str).encode("utf-8"))
+    return {"file": str(task.file), "source": source, "rows": len(rows), "sha256": digest.hexdigest()}
 
 
 def check_task_metrics(selected: list[SelectedTask], spec: EvalSpec) -> None:
@@ -279,6 +296,7 @@ def check_task_metrics(selected: list[SelectedTask], spec: EvalSpec) -> None:
 
 def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, spec: EvalSpec) -> list[EvalSet]:
     """Render and tokenize the evaluation rows of the selected tasks that `spec.tasks` keeps."""
+    check_eval_tasks(spec.tasks, [item.spec.name for item in selected])
     check_task_metrics(selected, spec)
     eval_sets = []
     for task_id, item in enumerate(selected):
@@ -294,10 +312,11 @@ def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, s
 def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, recipe: Recipe) -> TaskData:
     """Load, render and tokenize every selected task's training and evaluation rows."""
     check_task_metrics(selected, recipe.eval)
-    train_sets, rates, truncated, instructions = {}, {}, {}, []
+    train_sets, rates, truncated, instructions, fingerprints = {}, {}, {}, [], {}
     for task_id, item in enumerate(selected):
         task, entry = item.spec, item.entry
         rows = load_rows(task, "eval" if task.held_out else "train", entry.data, entry.eval_data)
+        fingerprints[task.name] = data_fingerprint(item, rows)
         instructions.append(task_instruction(task, rows))
         if task.held_out:
             continue
@@ -309,4 +328,4 @@ def build_task_data(selected: list[SelectedTask], settings: TokenizerSettings, r
     if not train_sets:
         raise T2TError("the recipe selects only held-out tasks: nothing to train on. Add a task with held_out: false.")
     eval_sets = build_eval_sets(selected, settings, recipe.eval)
-    return TaskData(selected, train_sets, eval_sets, rates, truncated, instructions)
+    return TaskData(selected, train_sets, eval_sets, rates, truncated, instructions, fingerprints)

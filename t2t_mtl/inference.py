@@ -22,7 +22,7 @@ from t2t_mtl.data import (
     task_instruction,
     tokenize,
 )
-from t2t_mtl.errors import T2TError
+from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.losses import mean_token_loss
 from t2t_mtl.modeling.adapters import load_trained
 from t2t_mtl.modeling.backbone import load_backbone
@@ -30,6 +30,7 @@ from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting, average_routi
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
 from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec, load_task_file
+from t2t_mtl.templates import literal_template
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +73,10 @@ def generate(
 
 
 def adhoc_task(instruction: str) -> TaskSpec:
-    """A one-template task for a single instruction typed on the command line."""
+    """A one-template task for a single instruction typed on the command line, taken as plain text (not Jinja)."""
     return TaskSpec(
         name="adhoc", domain="adhoc", source={"path": "-"}, held_out=True,
-        templates=[TemplateSpec(id="adhoc", instruction=instruction, input="{{ text }}", target="")],
+        templates=[TemplateSpec(id="adhoc", instruction=literal_template(instruction), input="{{ text }}", target="")],
     )
 
 
@@ -99,7 +100,8 @@ class Predictor:
         """Load the run's backbone and trained weights (final, else latest checkpoint)."""
         run = RunDir(run_dir)
         recipe = run.recipe()
-        weights = run.trained_weights()
+        run.tasks()  # a missing or corrupt task table is named here, before the model loads
+        weights = run.trained_weights()  # verified against its manifest
         backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
         model = load_trained(backbone, recipe.adapter, weights)
         saved_tokenizer = (weights / "tokenizer_config.json").is_file()
@@ -115,7 +117,8 @@ class Predictor:
             return load_task_file(task)
         known = self.task_table.get(str(task))
         if known is None:
-            raise T2TError(f"task '{task}' is not in run {self.run.root}; pass its task file (.yaml) instead")
+            raise T2TError(f"task '{task}' is not in run {self.run.root}.{closest(str(task), self.task_table)} "
+                           f"Its tasks: {', '.join(self.task_table)}; or pass a task file (.yaml).")
         return load_task_file(known["file"]).model_copy(update={"name": known["name"], "held_out": known["held_out"]})
 
     def encode(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None, labelled: bool) -> datasets.Dataset:

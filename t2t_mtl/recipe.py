@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.metrics import PRESETS
 from t2t_mtl.validation import describe_validation_error
@@ -98,17 +99,24 @@ class MixtureSpec(Strict):
 
 
 class TrainSpec(Strict):
-    """Optimisation and the rhythm of logging, evaluation and checkpoints."""
+    """Optimisation and the rhythm of logging, evaluation and checkpoints.
 
-    lr: float = Field(default=5e-4, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
+    Float settings must be finite (`lr: .inf` is refused here, not discovered as NaN weights).
+    `skip_nonfinite: K` lets a run skip up to K steps whose loss or gradient norm is not finite
+    (gradients dropped, no optimizer step, counted in log.jsonl as `skipped_steps`) before it
+    stops with an error; 0 stops at the first. The count starts afresh when a run is resumed.
+    """
+
+    lr: float = Field(default=5e-4, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup: int = Field(default=0, ge=0)
     batch_size: int = Field(default=16, gt=0)
     grad_accum: int = Field(default=1, gt=0)
     max_steps: int | None = Field(default=None, gt=0)
-    epochs: float | None = Field(default=None, gt=0)
-    grad_clip: float | None = Field(default=1.0, gt=0)
+    epochs: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    grad_clip: float | None = Field(default=1.0, gt=0, allow_inf_nan=False)
+    skip_nonfinite: int = Field(default=0, ge=0)
     seed: int = 0
     log_every: int = Field(default=10, gt=0)
     eval_every: int | None = Field(default=None, gt=0)
@@ -171,6 +179,9 @@ class Recipe(Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+OVERRIDE_FIX = "\nWrite the value as YAML; to pass it as text, quote it inside the shell's quotes: \"key='text'\"."
+
+
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML."""
     if "=" not in override:
@@ -187,7 +198,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         if not isinstance(node, dict):
             raise T2TError(f"override '{override}': '{'.'.join(keys[:depth])}' is not a section")
         node = node.setdefault(key, {})
-    value = yaml.safe_load(value_text) if value_text.strip() else None
+    value = safe_yaml.load(value_text, f"override '{override}': the value", OVERRIDE_FIX) if value_text.strip() else None
     last = keys[-1]
     if isinstance(node, list) and last.isdigit() and int(last) < len(node):
         node[int(last)] = value
@@ -211,10 +222,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         hint = closest(path.name, [p.name for p in path.parent.glob("*.yaml")]) if path.parent.is_dir() else ""
         raise T2TError(f"recipe {path} does not exist.{hint}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise T2TError(f"recipe {path} is not valid YAML: {error}") from error
+    raw = safe_yaml.load(path.read_text(encoding="utf-8"), f"recipe {path}") or {}
     if not isinstance(raw, dict):
         raise T2TError(f"recipe {path} must be a YAML mapping (model, adapter, tasks, train, ...)")
     for override in overrides:

@@ -41,6 +41,7 @@ class StepLog:
         device = self.accelerator.device
         self.loss = torch.zeros((), device=device, dtype=torch.float64)
         self.counts = torch.zeros(3, device=device, dtype=torch.float64)  # tokens, examples, target tokens
+        self.skipped = 0  # steps not applied because their loss or gradient norm was not finite
         self.started = time.perf_counter()
 
     def _forget_after(self, step: int) -> None:
@@ -57,17 +58,26 @@ class StepLog:
         self.counts[2] += target_tokens / self.accelerator.num_processes
         self.bar.update(1)
 
+    def skip(self) -> None:
+        """Account one step that was skipped (non-finite, train.skip_nonfinite): counted, not averaged."""
+        self.skipped += 1
+        self.bar.update(1)
+
     def flush(self, step: int, lr: float) -> None:
         """Write one record for the window ending at `step` (all ranks must call)."""
         seconds = time.perf_counter() - self.started
         totals = self.accelerator.reduce(torch.cat([self.loss[None], self.counts]), "sum")
-        record = {"step": step, "loss": float(totals[0] / totals[3]), "lr": lr,
+        record = {"step": step, "loss": float(totals[0] / totals[3]) if totals[3] else None, "lr": lr,
                   "tokens_per_s": float(totals[1]) / seconds, "examples_per_s": float(totals[2]) / seconds,
                   "peak_memory_mb": peak_memory_mb(self.accelerator.device), "seconds": seconds}
+        if self.skipped:
+            record["skipped_steps"] = self.skipped
         if self.main:
             self._write(record)
-            self.bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-            self.accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
+            loss = "-" if record["loss"] is None else f"{record['loss']:.3f}"
+            self.bar.set_postfix(loss=loss, tok_s=f"{record['tokens_per_s']:.0f}")
+            self.accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step" and v is not None},
+                                 step=step)
         self._reset()
 
     def evaluation(self, step: int, summary: dict[str, Any] | None) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
-import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -14,22 +19,133 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import save_file
 from torch import nn
-from transformers import get_scheduler
+from transformers import PretrainedConfig, get_scheduler
 
 from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.evaluation.runner import evaluate_sets
 from t2t_mtl.losses import token_loss_sum
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting
 from t2t_mtl.plan import make_plan, print_mixture
-from t2t_mtl.recipe import Recipe
-from t2t_mtl.run_dir import COMPLETE, RunDir, task_table
+from t2t_mtl.recipe import ModelSpec, Recipe
+from t2t_mtl.run_dir import COMPLETE, RunDir, input_lock, task_table
 from t2t_mtl.step_log import StepLog
+from t2t_mtl.tasks.mixture import MixtureRow
 from t2t_mtl.tasks.registry import select_tasks
 from t2t_mtl.tasks.schema import TaskSpec
+
+logger = logging.getLogger(__name__)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REPEAT_GRACE_S = 1.0  # a repeat this soon is the same request (launchers forward the terminal's Ctrl-C)
+
+
+class Stopped(BaseException):
+    """Training was stopped by a signal; a BaseException, like KeyboardInterrupt, so nothing swallows it.
+
+    `checkpoint` is set when the loop stopped after a step and saved it there; `final` when
+    the stop came after the final weights were written; `started` is False when the stop came
+    before the run folder was touched.
+    """
+
+    def __init__(self, signum: int, step: int | None = None, checkpoint: Path | None = None,
+                 final: Path | None = None, started: bool = True) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.step, self.checkpoint, self.final, self.started = signum, step, checkpoint, final, started
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (143 SIGTERM, 130 SIGINT)."""
+        return 128 + self.signum
+
+    def line(self, command: str) -> str:
+        """The one line to show the user; `command` is how the run was started (without --resume)."""
+        name = signal.Signals(self.signum).name
+        if self.checkpoint is not None:
+            return (f"stopped at step {self.step} by {name}; checkpoint written to {self.checkpoint}; "
+                    f"resume with: {command} --resume")
+        if self.final is not None:
+            return (f"stopped by {name} after training; the final weights are in {self.final}; "
+                    f"evaluate them with: t2t-mtl evaluate {self.final.parent}")
+        if not self.started:
+            return f"stopped by {name} before training started; nothing was written"
+        return (f"stopped at once by a second {name}, without a checkpoint of this step; resume from the "
+                f"latest checkpoint with: {command} --resume")
+
+
+class StopRequest:
+    """What SIGTERM and SIGINT asked of a run (see `handling_stops`, which installs `handle`).
+
+    Inside `deferring()` (the loop) the first signal only asks to stop after the current step;
+    a second one, or any outside (start-up: nothing to save yet), raises `Stopped` at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._at = 0.0
+        self._deferring = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        """The signal handler: record a first request while deferring, else stop now."""
+        now = time.monotonic()
+        if self.signum is not None and now - self._at < REPEAT_GRACE_S:
+            return
+        if self._deferring and self.signum is None:
+            self.signum, self._at = signum, now
+            return
+        raise Stopped(signum, started=self._deferring)
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """While inside, a first signal waits for the loop to act on it."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+
+
+@contextlib.contextmanager
+def handling_stops() -> Iterator[StopRequest]:
+    """Route SIGTERM and SIGINT to a `StopRequest` while inside (main thread only), then restore the handlers."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, stop.handle) for signum in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class StepResult(NamedTuple):
+    """What one optimizer step did on this rank."""
+
+    loss_sum: torch.Tensor
+    tokens: int
+    examples: int
+    applied: bool  # False when a non-finite step was skipped (train.skip_nonfinite)
+
+
+def check_positions(config: PretrainedConfig, spec: ModelSpec) -> None:
+    """Refuse lengths beyond the model's learned positions (relative-attention models such as T5 have none)."""
+    encoder, decoder = getattr(config, "encoder", None), getattr(config, "decoder", None)
+    composite = isinstance(encoder, PretrainedConfig) and isinstance(decoder, PretrainedConfig)
+    sides = [("model.max_source_length", spec.max_source_length, encoder if composite else config,
+              ("max_encoder_position_embeddings", "max_position_embeddings")),
+             ("model.max_target_length", spec.max_target_length, decoder if composite else config,
+              ("max_decoder_position_embeddings", "max_position_embeddings"))]
+    for key, length, side, names in sides:
+        name = next((n for n in names if isinstance(getattr(side, n, None), int)), None)
+        if name is not None and length > getattr(side, name):
+            limit = getattr(side, name)
+            raise T2TError(f"{key} is {length} but model '{spec.name_or_path}' has {limit} positions "
+                           f"({name} in its config): set {key}={limit} or less")
 
 
 def _has_tensorboard() -> bool:
@@ -52,15 +168,26 @@ def _check_process_group(accelerator: Accelerator) -> None:
 
 
 class Trainer:
-    """One training run of a recipe under Accelerate."""
+    """One training run of a recipe under Accelerate.
 
-    def __init__(self, recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False) -> None:
+    Start-up checks everything first (output folder, tasks, templates and data, metrics,
+    parsers, model positions, adapter targets, the checkpoint to resume) and only then claims
+    the run folder: a bad recipe never touches an existing run. `recipe_file` is protected
+    from being inside output_dir; `stop` carries SIGTERM/SIGINT requests to the loop.
+    """
+
+    def __init__(self, recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False,
+                 recipe_file: Path | None = None, stop: StopRequest | None = None,
+                 allow_changed: bool = False) -> None:
         self.recipe = recipe
         self.run = RunDir(recipe.output_dir)
-        self.run.check(recipe, resume=resume, overwrite=overwrite)
+        self.stop = stop or StopRequest()
         set_seed(recipe.train.seed)
         selected = select_tasks(recipe, anchors)
+        protected = [p for p in (recipe_file, *(s.spec.file for s in selected)) if p is not None]
+        self.resume = self.run.check(recipe, resume=resume, overwrite=overwrite, protected=protected)
         self.backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
+        check_positions(self.backbone.model.config, recipe.model)
         settings = TokenizerSettings(self.backbone.tokenizer, recipe.model.max_source_length,
                                      recipe.model.max_target_length)
         self.accelerator = Accelerator(log_with=["tensorboard"] if _has_tensorboard() else None,
@@ -69,20 +196,43 @@ class Trainer:
         _check_process_group(self.accelerator)
         with self.accelerator.main_process_first():
             self.data = build_task_data(selected, settings, recipe)
-        self.plan, table = make_plan(self.data, recipe, self.accelerator.num_processes)
+        self._check_evaluation()
+        self.plan, mixture = make_plan(self.data, recipe, self.accelerator.num_processes)
         self.table = task_table(self.data.selected, self.data.instructions)
-        if self.main:
-            self.run.claim(recipe, overwrite=overwrite)
-            self.run.write_task_table(self.table, self.data.selected)
-            print_mixture(table, self.data.truncated)
-        self.accelerator.wait_for_everyone()
-        self.model, self.optimizer, self.scheduler = self._prepare()
+        self._deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        self.model, self.optimizer, self.scheduler = self._prepare()  # builds the adapter: bad targets fail here
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, self.table) \
             if recipe.adapter.routed else None
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)
-        self.start_step = self.checkpointer.restore() if resume else 0
+        inputs = input_lock(self.data.selected, self.data.fingerprints)  # checked against the checkpoint's
+        self.start_step = self.checkpointer.restore(inputs, allow_changed) if self.resume else 0
+        self.skipped = 0  # non-finite steps skipped since this start (train.skip_nonfinite)
+        self.stopping = 0  # the signal every rank agreed to stop on after this step (0: none)
+        self._claim(mixture)
+
+    def _check_evaluation(self) -> None:
+        """Every task's output parser exists and eval.tasks selects something (before training, not after)."""
+        for task in self.data.tasks:
+            get_parser(task.output)
+        patterns = self.recipe.eval.tasks
+        if patterns and not self.data.eval_sets:
+            names = [t.name for t in self.data.tasks]
+            raise T2TError(f"eval.tasks {patterns} matches none of the recipe's tasks {names}: "
+                           f"use task names or globs of these (or leave eval.tasks unset to evaluate all)")
+
+    def _claim(self, mixture: list[MixtureRow]) -> None:
+        """Take the run folder (main process): the first write of the run, after every check."""
+        try:
+            if self.main:
+                self.run.claim(self.recipe, replace=not self.resume)
+                self.run.write_task_table(self.table, self.data.selected, self.data.fingerprints)
+                print_mixture(mixture, self.data.truncated)
+            self.accelerator.wait_for_everyone()
+        except BaseException:
+            self.run.restore_replaced()
+            raise
 
     def _prepare(self) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
         train = self.recipe.train
@@ -116,11 +266,28 @@ class Trainer:
         batch["decoder_input_ids"] = self.backbone.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         return {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
-    def train_step(self, step: int) -> tuple[torch.Tensor, int, int]:
-        """One optimizer step over this rank's micro-batches: (loss sum, tokens, examples)."""
+    def train_step(self, step: int) -> StepResult:
+        """One optimizer step over this rank's micro-batches.
+
+        The step is applied only when its loss and gradient norm are finite on every rank (else it
+        is skipped while train.skip_nonfinite allows, or the run stops with a T2TError); the same
+        read tells every rank whether to stop after this step (`self.stopping`).
+        """
+        loss_sum, tokens, examples = self._accumulate(step)
+        applied = self._healthy(step, loss_sum, self._grad_norm())
+        if applied:
+            self.optimizer.step()
+            self.scheduler.step()
+        elif self.accelerator.scaler is not None:  # fp16: close the scaler's unscale_ of this step, unapplied
+            self.accelerator.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepResult(loss_sum, tokens, examples, applied)
+
+    def _accumulate(self, step: int) -> tuple[torch.Tensor, int, int]:
+        """Forward and backward over this rank's micro-batches: (loss sum, tokens, examples)."""
         micro = self.plan.micro_batches(step, self.accelerator.process_index)
         scale = self.accelerator.num_processes / int(self.plan.target_tokens[step])
-        deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        deepspeed = self._deepspeed
         loss_sum = torch.zeros((), device=self.accelerator.device)
         tokens = examples = 0
         self.model.train()
@@ -136,12 +303,61 @@ class Trainer:
                 # DeepSpeed divides by its accumulation steps itself; undo that to keep the global-token mean.
                 self.accelerator.backward(summed * scale * (len(micro) if deepspeed else 1))
             loss_sum += summed.detach()
-        if self.recipe.train.grad_clip:
-            self.accelerator.clip_grad_norm_(self.trained, self.recipe.train.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         return loss_sum, tokens, examples
+
+    def _grad_norm(self) -> torch.Tensor | None:
+        """Clip to train.grad_clip when set and return the global gradient norm (None under DeepSpeed,
+        whose engine clips and steps inside backward)."""
+        if self._deepspeed:
+            return None
+        return self.accelerator.clip_grad_norm_(self.trained, self.recipe.train.grad_clip or math.inf)
+
+    def _agreed_flags(self, loss_sum: torch.Tensor, norm: torch.Tensor | None) -> tuple[bool, bool, int]:
+        """(loss not finite, gradient norm not finite, stop signal or 0) over all ranks, in one small read."""
+        device = loss_sum.device
+        norm_bad = norm.isfinite().logical_not() if norm is not None else torch.zeros((), device=device)
+        flags = torch.stack([loss_sum.isfinite().logical_not().float(), norm_bad.float(),
+                             torch.full((), float(self.stop.signum or 0), device=device)])
+        if self.accelerator.num_processes > 1:
+            flags = self.accelerator.gather(flags[None]).amax(0)
+        loss_bad, norm_bad, signum = flags.tolist()
+        return bool(loss_bad), bool(norm_bad), int(signum)
+
+    def _healthy(self, step: int, loss_sum: torch.Tensor, norm: torch.Tensor | None) -> bool:
+        """Whether this step may be applied; a non-finite one is skipped (train.skip_nonfinite) or stops the run."""
+        checked = norm if self.accelerator.scaler is None else None  # fp16: the grad scaler skips overflows itself
+        loss_bad, norm_bad, self.stopping = self._agreed_flags(loss_sum, checked)
+        if not (loss_bad or norm_bad):
+            return True
+        what = "loss" if loss_bad else "gradient norm"
+        lr = self.scheduler.get_last_lr()[0]
+        budget = self.recipe.train.skip_nonfinite
+        if self.skipped < budget and not self._deepspeed:
+            self.skipped += 1
+            if self.main:
+                logger.warning("step %d: the %s is not finite (lr %.3g); step skipped (%d of train.skip_nonfinite=%d)",
+                               step + 1, what, lr, self.skipped, budget)
+            return False
+        raise T2TError(f"training diverged at step {step + 1}: the {what} is not finite (lr {lr:.3g}); nothing was "
+                       f"saved from it{self._latest_note()}. {self._divergence_fix()}")
+
+    def _check_weights(self, done: int) -> None:
+        """Refuse to save weights that are not finite (a huge lr can overflow them while the loss is finite)."""
+        bad = torch.stack([p.isfinite().all() for p in self.trained]).logical_not().any().float()[None]
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, "sum")
+        if bad.item():
+            raise T2TError(f"after step {done} the trained weights are not finite (lr "
+                           f"{self.scheduler.get_last_lr()[0]:.3g}); nothing was saved from them"
+                           f"{self._latest_note()}. {self._divergence_fix()}")
+
+    def _latest_note(self) -> str:
+        checkpoints = self.run.checkpoints()
+        return f" (the latest good checkpoint is {checkpoints[-1]})" if checkpoints else ""
+
+    def _divergence_fix(self) -> str:
+        return (f"Lower train.lr (now {self.recipe.train.lr:g}), raise train.warmup or set train.grad_clip, "
+                f"or skip rare bad batches with train.skip_nonfinite=K")
 
     # -- the run -----------------------------------------------------------------------
     def _router_for(self, task: TaskSpec) -> Router | None:
@@ -161,12 +377,12 @@ class Trainer:
         """The trained weights and tokenizer in final/, marked complete."""
         weights = self.accelerator.get_state_dict(self.model) if self._sharded() else None
         if self.main:
-            final = self.run.final_dir
-            shutil.rmtree(final, ignore_errors=True)
+            final = self.run.fresh_final()
             save_trained(self.accelerator.unwrap_model(self.model), final, state_dict=weights)
             self.backbone.tokenizer.save_pretrained(final)
             if self.routing is not None:
                 save_file({"embeddings": self.routing.embeddings.contiguous()}, str(self.run.embeddings_file))
+            self.run.write_manifest(final)
             (final / COMPLETE).touch()
         self.accelerator.wait_for_everyone()
 
@@ -174,34 +390,74 @@ class Trainer:
         return self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
     def fit(self) -> dict[str, Any] | None:
-        """Train to the end of the plan, then save and evaluate; returns the final summary."""
+        """Train to the end of the plan, then save and evaluate; returns the final summary.
+
+        SIGTERM/SIGINT finish the current step, write a checkpoint and raise `Stopped`. A failure
+        before the first applied step puts back the run this one replaces (--overwrite).
+        """
         train, steps = self.recipe.train, self.plan.steps
-        if self.main:
-            self.accelerator.init_trackers("tensorboard", config={k: str(v) for k, v in train.model_dump().items()})
-        log = StepLog(self.accelerator, self.run, train.log_every, steps, self.start_step)
-        for step in range(self.start_step, steps):
-            loss_sum, tokens, examples = self.train_step(step)
-            log.add(loss_sum, tokens, examples, int(self.plan.target_tokens[step]))
-            done = step + 1
-            if done % train.log_every == 0 or done == steps:
-                log.flush(done, self.scheduler.get_last_lr()[0])
-            if train.save_every and (done % train.save_every == 0 or done == steps):
-                self.checkpointer.save(done, steps)
-            if train.eval_every and done % train.eval_every == 0 and done < steps:
-                log.evaluation(done, self.evaluate(done))
-        log.close()
-        self.save_final()
-        summary = self.evaluate(steps)
+        with self.stop.deferring():
+            try:
+                if self.main:
+                    self.accelerator.init_trackers("tensorboard",
+                                                   config={k: str(v) for k, v in train.model_dump().items()})
+                with contextlib.closing(StepLog(self.accelerator, self.run, train.log_every, steps,
+                                                self.start_step)) as log:
+                    self._train(log)
+            except BaseException:
+                self.run.restore_replaced()
+                raise
+            self._check_weights(steps)
+            self.save_final()
+        if self.stop.signum is not None:
+            raise Stopped(self.stop.signum, final=self.run.final_dir)
+        try:
+            summary = self.evaluate(steps)
+        except Stopped as stop:
+            raise Stopped(stop.signum, final=self.run.final_dir) from None
         log.evaluation(steps, summary)
         self.accelerator.wait_for_everyone()  # no rank tears the process group down while another still writes
         self.accelerator.end_training()
         return summary
 
+    def _train(self, log: StepLog) -> None:
+        """The loop over the plan's steps from `start_step`."""
+        for step in range(self.start_step, self.plan.steps):
+            result = self.train_step(step)
+            if result.applied:
+                self.run.drop_replaced()  # the new run has made a step: the run it replaces goes now
+                log.add(result.loss_sum, result.tokens, result.examples, int(self.plan.target_tokens[step]))
+            else:
+                log.skip()
+            self._after_step(step + 1, log)
 
-def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False) -> dict[str, Any] | None:
+    def _after_step(self, done: int, log: StepLog) -> None:
+        """Log, checkpoint and evaluate on their cadences; on an agreed stop request, checkpoint and stop."""
+        train, steps = self.recipe.train, self.plan.steps
+        if done % train.log_every == 0 or done == steps or self.stopping:
+            log.flush(done, self.scheduler.get_last_lr()[0])
+        if self.stopping or (train.save_every and (done % train.save_every == 0 or done == steps)):
+            self._check_weights(done)
+            self.run.drop_replaced()  # a checkpoint of the new run is about to exist
+            checkpoint = self.checkpointer.save(done, steps)
+            if self.stopping:
+                self.accelerator.end_training()
+                raise Stopped(self.stopping, step=done, checkpoint=checkpoint)
+        if train.eval_every and done % train.eval_every == 0 and done < steps:
+            log.evaluation(done, self.evaluate(done))
+
+
+def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False,
+          recipe_file: Path | None = None, allow_changed: bool = False) -> dict[str, Any] | None:
     """Run a recipe from start (or the latest checkpoint) to its evaluated final weights.
 
-    `train.resume: auto` resumes whenever the output folder already holds this run.
+    `train.resume: auto` resumes whenever the output folder already holds this run;
+    `--resume` with `--overwrite` is refused. SIGTERM/SIGINT end the run with `Stopped`.
+    Resuming on templates or data changed since the checkpoint needs `allow_changed`.
     """
+    if resume and overwrite:
+        raise T2TError("--resume continues the run in output_dir and --overwrite replaces it: pass only one")
     resume = resume or (not overwrite and recipe.train.resume == "auto" and RunDir(recipe.output_dir).exists())
-    return Trainer(recipe, anchors, resume=resume, overwrite=overwrite).fit()
+    with handling_stops() as stop:
+        return Trainer(recipe, anchors, resume=resume, overwrite=overwrite, recipe_file=recipe_file, stop=stop,
+                       allow_changed=allow_changed).fit()

@@ -8,6 +8,20 @@ from pydantic import BaseModel, ValidationError
 
 from t2t_mtl.errors import closest
 
+# What Hugging Face TrainingArguments, PEFT's LoraConfig and seq2seq scripts call our keys.
+KEY_ALIASES = {
+    "learning_rate": "lr", "lr_scheduler_type": "scheduler", "warmup_steps": "warmup",
+    "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size",
+    "per_device_eval_batch_size": "batch_size", "eval_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum", "num_train_epochs": "epochs", "max_grad_norm": "grad_clip",
+    "logging_steps": "log_every", "eval_steps": "eval_every", "save_steps": "save_every",
+    "save_total_limit": "keep_last",
+    "r": "rank", "lora_r": "rank", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_modules": "targets",
+    "model_name_or_path": "name_or_path", "max_input_length": "max_source_length",
+    "max_seq_length": "max_source_length", "max_output_length": "max_target_length",
+    "generation_num_beams": "num_beams", "max_eval_samples": "max_examples", "output": "output_dir",
+}
+
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """Follow a location path through nested models; None where it leaves models."""
@@ -44,7 +58,7 @@ def describe_validation_error(error: ValidationError, where: str, model: type[Ba
         dotted = ".".join(str(part) for part in loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
-            hint = closest(str(loc[-1]), parent.model_fields) if parent else ""
+            hint = closest(str(loc[-1]), parent.model_fields, KEY_ALIASES) if parent else ""
             valid = f" Valid keys here: {', '.join(sorted(parent.model_fields))}." if parent else ""
             lines.append(f"unknown key '{dotted}'.{hint}{valid}")
         else:

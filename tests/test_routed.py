@@ -15,6 +15,7 @@ from t2t_mtl.errors import T2TError
 from t2t_mtl.inference import Predictor
 from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model, routed_layers
 from t2t_mtl.modeling.routed.model import task_weights
+from t2t_mtl.run_dir import RunDir
 
 from conftest import colour_rows, make_recipe
 
@@ -167,6 +168,7 @@ def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_pa
             layer.lora_B["default"].weight.normal_(std=0.05)
             layer.lora_exclusive_B["default"].normal_(std=0.05)
     predictor.model.save_pretrained(routed_run / "final")
+    RunDir(routed_run).write_manifest(routed_run / "final")  # final/ changed on purpose: record its new hashes
     assert main(["export", str(routed_run), "--task", "toy/colours_b", "--merge", str(tmp_path / "merged")]) == 0
     assert main(["export", str(routed_run), "--task", "toy/colours_b", "--out", str(tmp_path / "lora")]) == 0
     ids = torch.randint(1000, 2000, (3, 9))
@@ -204,5 +206,8 @@ def test_run_level_errors(routed_run: Path, tmp_path: Path, capsys):
     import shutil
 
     shutil.copytree(routed_run / "final", other / "final")
+    with pytest.raises(T2TError, match="final was written by another run"):
+        Predictor.from_run(other)
+    (other / "final/manifest.json").unlink()  # as written before manifests: the adapter type still tells
     with pytest.raises(T2TError, match="holds a routed adapter but the recipe says adapter.type: lora"):
         Predictor.from_run(other)

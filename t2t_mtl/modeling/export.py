@@ -12,6 +12,7 @@ from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.inference import Predictor
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.modeling.routed.model import routed_layers, task_weights
+from t2t_mtl.run_dir import RunDir
 
 
 def _routing_for_export(predictor: Predictor, task: str | None, routing: str | None,
@@ -56,6 +57,17 @@ def _as_lora(predictor: Predictor, model: PeftModel) -> PeftModel:
     return plain
 
 
+def _check_out(out: Path) -> None:
+    """Refuse to export into a run folder, or into a run's final/ or checkpoints/ (its files would be mixed in)."""
+    if RunDir(out).exists():
+        raise T2TError(f"export: {out} is a run folder (it holds recipe.yaml); writing there would mix the export "
+                       f"into that run. Choose a new folder, e.g. {out}/export.")
+    for folder in [out.resolve(), *out.resolve().parents]:
+        if folder.name in ("final", "checkpoints") and RunDir(folder.parent).exists():
+            raise T2TError(f"export: {out} is inside {folder} of the run in {folder.parent}; writing there would "
+                           f"change that run's weights. Choose a folder outside it, e.g. {folder.parent}/export.")
+
+
 def export_run(run_dir: str | Path, out: Path, merge: bool, task: str | None = None, routing: str | None = None,
                instruction: str | None = None) -> Path:
     """Write `out`: merged plain weights (`merge`) or a PEFT adapter, for one task's routing.
@@ -63,6 +75,7 @@ def export_run(run_dir: str | Path, out: Path, merge: bool, task: str | None = N
     A merged export loads with `AutoModelForSeq2SeqLM.from_pretrained(out)`; an adapter
     export with `PeftModel.from_pretrained(base, out)` (routed runs become plain LoRA).
     """
+    _check_out(out)
     predictor = Predictor.from_run(run_dir, device="cpu")
     model = predictor.model
     if predictor.routing is not None:

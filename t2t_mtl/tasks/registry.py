@@ -45,8 +45,8 @@ class TaskRegistry:
 
     def select(self, pattern: str) -> list[TaskSpec]:
         """Tasks matching a name, a glob (`ie/*`), or a path to a task file."""
-        if pattern.endswith((".yaml", ".yml")) and Path(pattern).is_file():
-            task = load_task_file(pattern)
+        if pattern.endswith((".yaml", ".yml")):
+            task = load_task_file(pattern)  # names the file when it does not exist
             self.add(task)
             return [task]
         if any(ch in pattern for ch in "*?["):
@@ -86,7 +86,17 @@ def select_tasks(recipe: Recipe, anchors: list[Path]) -> list[SelectedTask]:
         for spec in registry.select(entry.name):
             for item in _instances(spec, entry):
                 chosen.setdefault(item.spec.name, item)
+    check_eval_tasks(recipe.eval.tasks, list(chosen))
     return list(chosen.values())
+
+
+def check_eval_tasks(patterns: list[str] | None, names: list[str]) -> None:
+    """Each `eval.tasks` name or glob must match a selected task; the error names those that match none."""
+    unmatched = [p for p in patterns or [] if not any(fnmatch.fnmatchcase(name, p) for name in names)]
+    if unmatched:
+        raise T2TError(f"eval.tasks (or evaluate --tasks): {unmatched} match none of the selected tasks {names}."
+                       f"{closest(unmatched[0], names)} Fix or remove them; without eval.tasks every task is "
+                       f"evaluated.")
 
 
 def _instances(spec: TaskSpec, entry: TaskEntry) -> list[SelectedTask]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError
 from t2t_mtl.validation import describe_validation_error
 
@@ -42,6 +43,11 @@ class SourceSpec(Strict):
     relative to the task file. Without `eval_path`, evaluation uses a
     fixed random `eval_size` share of the training source's rows (a fraction when below 1,
     else a count) and training the rest.
+
+    `nulls` says what a null or missing value in a mapped column renders as: with `error`
+    (the default) a template that reads it fails, naming the row and column (a template can
+    give a fallback itself: ``{{ text | default('') }}``); with `empty` it is empty text, and
+    a warning names the column. Never the text "None".
     """
 
     format: str = "jsonl"
@@ -51,6 +57,7 @@ class SourceSpec(Strict):
     eval_path: str | None = None
     eval_split: str | None = None
     eval_size: float = Field(default=0.1, gt=0)
+    nulls: Literal["error", "empty"] = "error"
 
 
 class LabelSpec(Strict):
@@ -129,6 +136,9 @@ class TemplateSpec(Strict):
     fit: FitSpec | None = None
 
 
+TASK_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
+
+
 class TaskSpec(Strict):
     """A task file (`instructions/<domain>/<name>.yaml`)."""
 
@@ -147,6 +157,16 @@ class TaskSpec(Strict):
     references: str | None = None
     held_out: bool = False
     _file: Path | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        """Names become file names (predictions/<name>.jsonl): relative, plain characters, no empty or dot parts."""
+        parts = name.split("/")
+        if not TASK_NAME.fullmatch(name) or any(part in ("", ".", "..") for part in parts):
+            raise ValueError("task names are words of letters, digits, '_', '.' and '-' joined by '/' "
+                             "(such as ie/ner_conll03), without empty, '.' or '..' parts")
+        return name
 
     @field_validator("templates")
     @classmethod
@@ -216,11 +236,9 @@ def load_task_file(path: str | Path) -> TaskSpec:
     """Read and validate one task file; errors name the file and the offending key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_yaml.load(path.read_text(encoding="utf-8"), f"task file {path}")
     except FileNotFoundError as error:
         raise T2TError(f"task file {path} does not exist") from error
-    except yaml.YAMLError as error:
-        raise T2TError(f"task file {path} is not valid YAML: {error}") from error
     if not isinstance(raw, dict):
         raise T2TError(f"task file {path} must be a YAML mapping of keys (name, domain, source, ...)")
     try:

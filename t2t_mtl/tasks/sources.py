@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,45 +21,65 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.tasks.importers import IMPORTERS
-from t2t_mtl.tasks.importers.common import OptionError, check_options
+from t2t_mtl.tasks.importers.common import ColumnKinds, OptionError, check_options, not_text
 from t2t_mtl.tasks.schema import TaskSpec
+from t2t_mtl.templates import NullValue
 
 Split = Literal["train", "eval"]
 EVAL_SPLIT_SEED = 0  # which rows a task without an evaluation file holds out
+logger = logging.getLogger(__name__)
 
 
-def _check_local_file(path: Path, fmt: str, where: str, options: dict[str, Any]) -> None:
-    """Fail early, naming the file and line, on a missing, empty or corrupt data file."""
+_ENCODING_FIX = ", or set source.options.encoding to the file's encoding"
+
+
+def _check_local_file(path: Path, task: TaskSpec) -> None:
+    """Fail early, naming the file and line, on a missing, empty, undecodable or corrupt data file."""
+    where, fmt, options = task.where, task.source.format, task.source.options
     if not path.is_file():
         raise T2TError(f"{where}: data file {path} does not exist. Fix 'source.path' or pass data= in the recipe.")
     if path.stat().st_size == 0:
         raise T2TError(f"{where}: data file {path} is empty.")
-    if fmt == "jsonl":
-        if "field" in options:
-            raise T2TError(f"{where}: source.options.field picks the rows out of one JSON document, but format "
-                           f"'jsonl' reads one object per line of {path}. Remove the option, or use format: json.")
-        rows = 0
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise T2TError(f"{where}: {path}, line {number}: corrupt JSON ({error.msg}).") from error
-                if not isinstance(row, dict):
-                    raise T2TError(f"{where}: {path}, line {number}: each line must be a JSON object.")
-                rows += 1
-        if rows == 0:
-            raise T2TError(f"{where}: data file {path} holds no rows.")
-    elif fmt == "json":
-        _check_json_document(path, where, options.get("field"))
-
-
-def _check_json_document(path: Path, where: str, field: str | None) -> None:
-    """The document, or its key `field` when set, must be a non-empty list of rows."""
+    if fmt not in ("json", "jsonl"):
+        return
+    kinds = ColumnKinds(f"{where}: {path}", {c.split(".", 1)[0] for c in task.columns.values()} or None)
+    encoding = options.get("encoding", "utf-8")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        if fmt == "jsonl":
+            _check_jsonl(path, where, options, kinds)
+        else:
+            _check_json_document(path, where, options, kinds)
+    except UnicodeDecodeError as error:
+        raise T2TError(f"{where}: {not_text(path, error, encoding, _ENCODING_FIX)}") from error
+
+
+def _check_jsonl(path: Path, where: str, options: dict[str, Any], kinds: ColumnKinds) -> None:
+    """One JSON object per line, at least one, each mapped column of one type."""
+    if "field" in options:
+        raise T2TError(f"{where}: source.options.field picks the rows out of one JSON document, but format "
+                       f"'jsonl' reads one object per line of {path}. Remove the option, or use format: json.")
+    rows = 0
+    with path.open(encoding=options.get("encoding", "utf-8")) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise T2TError(f"{where}: {path}, line {number}: corrupt JSON ({error.msg}).") from error
+            if not isinstance(row, dict):
+                raise T2TError(f"{where}: {path}, line {number}: each line must be a JSON object.")
+            kinds.add(row, f"line {number}")
+            rows += 1
+    if rows == 0:
+        raise T2TError(f"{where}: data file {path} holds no rows.")
+
+
+def _check_json_document(path: Path, where: str, options: dict[str, Any], kinds: ColumnKinds) -> None:
+    """The document, or its key `options.field` when set, must be a non-empty list of rows, each column of one type."""
+    field = options.get("field")
+    try:
+        document = json.loads(path.read_text(encoding=options.get("encoding", "utf-8")))
     except json.JSONDecodeError as error:
         raise T2TError(f"{where}: {path}, line {error.lineno}: corrupt JSON ({error.msg}).") from error
     keys = sorted(document) if isinstance(document, dict) else None
@@ -73,6 +96,10 @@ def _check_json_document(path: Path, where: str, field: str | None) -> None:
         hint = (f" It is an object with keys {keys}: set source.options.field to the key that holds the rows."
                 if keys and field is None else "")
         raise T2TError(f"{where}: {held} must hold a non-empty JSON list of objects.{hint}")
+    for number, row in enumerate(document):
+        if not isinstance(row, dict):
+            raise T2TError(f"{where}: {path}, row {number} (from 0) is not a JSON object.")
+        kinds.add(row, f"row {number} (from 0)")
 
 
 FILE_FORMATS = ("json", "jsonl", "csv", "parquet")
@@ -102,25 +129,44 @@ def _options_of(task: TaskSpec) -> Iterator[None]:
 def _load(task: TaskSpec, location: str, split_name: str) -> datasets.Dataset:
     fmt = task.source.format
     if fmt == "hub":
-        return datasets.load_dataset(location, split=split_name, **task.source.options)
+        try:
+            return datasets.load_dataset(location, split=split_name, **task.source.options)
+        except Exception as error:  # offline, unknown id, unknown split: datasets raises many types
+            raise T2TError(f"{task.where}: could not load hub dataset '{location}' (split '{split_name}'): {error}. "
+                           "Without network, download it where there is one, or point source.path at local "
+                           "files (format jsonl, json, csv or parquet).") from error
     path = Path(location)
     path = path if path.is_absolute() else task.base_dir / path
     if fmt in IMPORTERS:
         if not path.exists():
             raise T2TError(f"{task.where}: {path} does not exist. Fix 'source.path' or pass data= in the recipe.")
         with _options_of(task):
-            return IMPORTERS[fmt](path, task.source.options, task)
+            try:
+                return IMPORTERS[fmt](path, task.source.options, task)
+            except UnicodeDecodeError as error:
+                raise T2TError(f"{task.where}: {not_text(path, error)}") from error
     if fmt not in FILE_FORMATS:
         known = [*FILE_FORMATS, "hub", *sorted(IMPORTERS)]
         raise T2TError(f"{task.where}: unknown source.format '{fmt}'.{closest(fmt, known)} Known formats: {known}")
     with _options_of(task):
         check_options(task.source.options, builder_options(fmt), fmt)
-    _check_local_file(path, fmt, task.where, task.source.options)
+    _check_local_file(path, task)
     builder = "json" if fmt in ("json", "jsonl") else fmt
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train", **task.source.options)
     except Exception as error:  # datasets raises many types for unreadable files
+        undecodable = _undecodable(error)
+        if undecodable is not None:
+            encoding = task.source.options.get("encoding", "utf-8")
+            raise T2TError(f"{task.where}: {not_text(path, undecodable, encoding, _ENCODING_FIX)}") from error
         raise T2TError(f"{task.where}: could not read {path} as {fmt}: {error}") from error
+
+
+def _undecodable(error: BaseException | None) -> UnicodeDecodeError | None:
+    """The UnicodeDecodeError in the chain of exceptions that raised `error` (itself included), if any."""
+    while error is not None and not isinstance(error, UnicodeDecodeError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _eval_count(task: TaskSpec, total: int) -> int:
@@ -172,28 +218,72 @@ def check_columns(task: TaskSpec, available: list[str]) -> None:
             )
 
 
-def row_fields(task: TaskSpec, row: dict[str, Any], labels: list[str] | None, required: bool = True) -> dict[str, Any]:
+def row_fields(task: TaskSpec, row: dict[str, Any], labels: list[str] | None, required: bool = True,
+               number: int | None = None) -> dict[str, Any]:
     """The template variables for one row: mapped columns (dotted paths followed) and `labels`.
 
-    When not `required` (unlabelled rows), mapped columns the row lacks are left out.
+    A mapped column the row lacks is an error when `required` (labelled rows). A null value,
+    or a missing one in unlabelled rows, never renders as "None": with `source.nulls: error`
+    it is a `NullValue`, which a template may test (`is defined`, `default`) but fails to
+    read, naming the row (`number`, from 0, when given) and the column; with `empty` it is "".
     """
-    if task.columns:
-        fields = {}
-        for field, column in task.columns.items():
-            try:
-                fields[field] = _follow(row, column)
-            except (KeyError, IndexError, TypeError) as error:
-                if required:
-                    raise T2TError(f"{task.where}: columns.{field}: a row has no '{column}' ({error!r})") from error
-    else:
-        fields = dict(row)
+    fields = {name: _not_null(task, row, name, value, number) for name, value in _columns(task, row, required).items()}
     if labels is not None:
         fields["labels"] = labels
     return fields
 
 
+def _columns(task: TaskSpec, row: dict[str, Any], required: bool) -> dict[str, Any]:
+    """The row's values by field name: mapped columns (None where unlabelled rows lack one), else every column."""
+    if not task.columns:
+        return dict(row)
+    fields = {}
+    for field, column in task.columns.items():
+        try:
+            fields[field] = _follow(row, column)
+        except (KeyError, IndexError, TypeError) as error:
+            if required:
+                raise T2TError(f"{task.where}: columns.{field}: a row has no '{column}' ({error!r})") from error
+            fields[field] = None
+    return fields
+
+
+def _not_null(task: TaskSpec, row: dict[str, Any], field: str, value: Any, number: int | None) -> Any:
+    """`value`, or what a null stands for under `source.nulls`."""
+    if value is not None:
+        return value
+    column = task.columns.get(field, field)
+    if task.source.nulls == "empty":
+        _warn_empty(task.where, column)
+        return ""
+    which = f"row {number} (from 0)" if number is not None else "a row"
+    mapped = f" (columns.{field})" if column != field else ""
+    return NullValue(f"{which} {_excerpt(row)}: column '{column}'{mapped} is null or missing. Fix the data, give "
+                     f"the template a fallback ({{{{ {field} | default('') }}}}), or set source.nulls: empty in the "
+                     f"task file to render nulls as empty text.", field)
+
+
+@cache
+def _warn_empty(where: str, column: str) -> None:
+    """Say once per task and column that its nulls render as empty text."""
+    logger.warning("%s: column '%s' is null or missing in some rows; they render it as empty text "
+                   "(source.nulls: empty).", where, column)
+
+
+def _excerpt(row: dict[str, Any]) -> str:
+    """A few of the row's values, to find it by: {"id": 7, "text": "Ann met Bob...", "tags": "[...]"}."""
+    def short(value: Any) -> Any:
+        if isinstance(value, str):
+            return value if len(value) <= 30 else value[:30] + "..."
+        return value if isinstance(value, (int, float, bool)) or value is None else "[...]"
+
+    return json.dumps({key: short(value) for key, value in islice(row.items(), 4)}, ensure_ascii=False)
+
+
 def _follow(row: dict[str, Any], dotted: str) -> Any:
     value: Any = row
     for part in dotted.split("."):
+        if value is None:  # a null on the way is a null
+            return None
         value = value[int(part)] if isinstance(value, list) else value[part]
     return value

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 
 from t2t_mtl.errors import T2TError, closest
 
@@ -20,8 +22,94 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise T2TError(f"{path}, line {error.lineno}: corrupt JSON ({error.msg}).") from error
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise not_text(path, error) from error
+    except OSError as error:
         raise T2TError(f"could not read {path}: {error}") from error
+
+
+def not_text(path: Path, error: UnicodeDecodeError, encoding: str = "utf-8", fix: str = "") -> T2TError:
+    """The error for a file (or a file in folder `path`) that is not `encoding` text: file, line, byte and fix."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    place = next((found for file in files if (found := _undecodable_line(file, encoding))), None)
+    where = str(path)
+    if place is not None:
+        file, number, error = place
+        where = f"{file}, line {number}, byte {error.start + 1} of the line"
+    return T2TError(f"{where}: not {encoding} text ({error.reason}: {error.object[error.start:error.end]!r}). "
+                    f"Convert the file to {encoding} (for example `iconv -f latin1 -t utf-8 OLD > NEW`){fix}.")
+
+
+def _undecodable_line(file: Path, encoding: str) -> tuple[Path, int, UnicodeDecodeError] | None:
+    """The first line (from 1) that does not decode, with its error; None when every line does."""
+    with file.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError as error:
+                return file, number, error
+    return None
+
+
+def json_kind(value: Any) -> str | None:
+    """A value's JSON type as a user reads it (integers and decimals are both numbers); None for null."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _kinds(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, kind) for a value and everything inside it: `col.key` in objects, `col[]` in lists."""
+    kind = json_kind(value)
+    if kind is None:
+        return
+    yield path, kind
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _kinds(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _kinds(item, f"{path}[]")
+
+
+class ColumnKinds:
+    """Checks that a column holds one JSON type in every row (nulls aside), as an Arrow column must.
+
+    `columns` limits the check to those columns (the ones a task maps); every column when None.
+    """
+
+    def __init__(self, source: Path | str, columns: Iterable[str] | None = None) -> None:
+        self.source = source
+        self.columns = set(columns) if columns is not None else None
+        self.first: dict[str, tuple[str, str]] = {}  # path -> (kind, place where first seen)
+
+    def add(self, row: dict[str, Any], place: str) -> None:
+        """Check one row; T2TError naming both places when a value's type differs from earlier rows'."""
+        for column, value in row.items():
+            if self.columns is not None and column not in self.columns:
+                continue
+            for path, kind in _kinds(value, column):
+                seen_kind, seen_place = self.first.setdefault(path, (kind, place))
+                if kind != seen_kind:
+                    raise T2TError(
+                        f"{self.source}, {place}, column '{path}': {_a(kind)} ({_shown(value)}), but {seen_place} "
+                        f"holds {_a(seen_kind)} there; a column must hold one type in every row. Give every row "
+                        f"the same type (for example quote numbers as strings), or null for no value.")
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def split_file(path: Path, split: str) -> Path:
@@ -77,7 +165,13 @@ class BadRecords:
 
 
 def to_dataset(rows: list[dict[str, Any]], source: Path) -> datasets.Dataset:
-    """Rows as a Dataset; an import that yields nothing is an error."""
+    """Rows as a Dataset; an import that yields nothing, or mixes types in a column, is an error."""
     if not rows:
         raise T2TError(f"{source}: no usable rows were imported.")
-    return datasets.Dataset.from_list(rows)
+    try:
+        return datasets.Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        kinds = ColumnKinds(source)
+        for number, row in enumerate(rows):  # names the column and row when types are mixed
+            kinds.add(row, f"imported row {number}")
+        raise T2TError(f"{source}: the imported rows do not fit one table ({error}).") from error
