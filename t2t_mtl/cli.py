@@ -59,7 +59,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _read_rows(path: Path, option: str) -> list[dict]:
     """The rows of a JSONL file given as `option`: one JSON object per line, each column of one type."""
-    from t2t_mtl.tasks.importers.common import ColumnKinds, not_text
+    from t2t_mtl.tasks.importers.common import ColumnKinds
+    from t2t_mtl.textfiles import not_text
 
     rows: list[dict] = []
     kinds = ColumnKinds(path)
@@ -132,6 +133,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if (args.instruction is None) != (args.text is None):
         raise T2TError("--instruction and --text go together: the instruction (plain text) and the input it is "
                        "about (--text '' for none). For a task's rows use --task FILE_OR_NAME --input ROWS.jsonl.")
+    if args.instruction is not None and (args.task or args.input):
+        raise T2TError("give either --instruction TEXT --text TEXT (an ad-hoc task) or --task FILE_OR_NAME --input "
+                       "ROWS.jsonl, not both.")
     if args.instruction is not None:
         task, rows = adhoc_task(args.instruction), [{"text": args.text}]
     elif args.task and args.input:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.metrics import PRESETS
+from t2t_mtl.textfiles import read_text
 from t2t_mtl.validation import describe_validation_error
 
 GLOB_CHARS = "*?["
@@ -222,7 +223,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         hint = closest(path.name, [p.name for p in path.parent.glob("*.yaml")]) if path.parent.is_dir() else ""
         raise T2TError(f"recipe {path} does not exist.{hint}")
-    raw = safe_yaml.load(path.read_text(encoding="utf-8"), f"recipe {path}") or {}
+    raw = safe_yaml.load(read_text(path, "recipe"), f"recipe {path}") or {}
     if not isinstance(raw, dict):
         raise T2TError(f"recipe {path} must be a YAML mapping (model, adapter, tasks, train, ...)")
     for override in overrides:

@@ -98,6 +98,22 @@ def test_data_file_that_is_not_utf8(fmt: str, tmp_path: Path, capsys: pytest.Cap
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("which", ["task file", "label file", "recipe"])
+def test_project_file_that_is_not_utf8(which: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tasks = tmp_path / "tasks"
+    task = write_task(tasks, "bad/latin", colour_rows(4), labels={"file": "labels.json"})
+    (tasks / "labels.json").write_text('["red", "green", "blue"]')
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("tasks: [bad/latin]\n")
+    target = {"task file": task, "label file": tasks / "labels.json", "recipe": recipe}[which]
+    target.write_bytes(target.read_bytes() + b"\n# " + LATIN1 + b"\n")
+    before = snapshot(tmp_path)
+    argv = ["train", str(recipe)] if which == "recipe" else ["tasks", "preview", "bad/latin", "--task-dir", str(tasks)]
+    err = refused(capsys, *argv)
+    assert f"{which} {target}, line " in err and "not utf-8 text" in err and "iconv" in err
+    assert snapshot(tmp_path) == before
+
+
 def test_hub_dataset_that_cannot_be_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
@@ -374,6 +390,8 @@ ARGUMENTS = {  # case: (argv, with {run}, {rows} and {file} filled in; what the 
     "export --out a file": (["export", "{run}", "--out", "{file}"], "--out {file} is a file"),
     "export --merge a file": (["export", "{run}", "--merge", "{file}"], "--merge {file} is a file"),
     "tasks show a missing task file": (["tasks", "show", "{file}.yaml"], "task file {file}.yaml does not exist"),
+    "--instruction with --task": (["predict", "{run}", "--instruction", "Colour?", "--text", "sky", "--task",
+                                   "toy/unseen", "--input", "{rows}"], "give either --instruction"),
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 
 from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError
+from t2t_mtl.textfiles import read_text
 from t2t_mtl.validation import describe_validation_error
 
 
@@ -222,9 +223,7 @@ class TaskSpec(Strict):
             return self.labels.values
         path = self.base_dir / str(self.labels.file)
         try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as error:
-            raise T2TError(f"{self.where}: label file {path} does not exist") from error
+            values = json.loads(read_text(path, f"{self.where}: label file"))
         except json.JSONDecodeError as error:
             raise T2TError(f"{self.where}: label file {path} is not valid JSON ({error})") from error
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -235,10 +234,7 @@ class TaskSpec(Strict):
 def load_task_file(path: str | Path) -> TaskSpec:
     """Read and validate one task file; errors name the file and the offending key."""
     path = Path(path)
-    try:
-        raw = safe_yaml.load(path.read_text(encoding="utf-8"), f"task file {path}")
-    except FileNotFoundError as error:
-        raise T2TError(f"task file {path} does not exist") from error
+    raw = safe_yaml.load(read_text(path, "task file"), f"task file {path}")
     if not isinstance(raw, dict):
         raise T2TError(f"task file {path} must be a YAML mapping of keys (name, domain, source, ...)")
     try:

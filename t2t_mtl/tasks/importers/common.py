@@ -12,6 +12,7 @@ import datasets
 import pyarrow as pa
 
 from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.textfiles import not_text
 
 logger = logging.getLogger("t2t_mtl.importers")
 
@@ -26,29 +27,6 @@ def read_json(path: Path) -> Any:
         raise not_text(path, error) from error
     except OSError as error:
         raise T2TError(f"could not read {path}: {error}") from error
-
-
-def not_text(path: Path, error: UnicodeDecodeError, encoding: str = "utf-8", fix: str = "") -> T2TError:
-    """The error for a file (or a file in folder `path`) that is not `encoding` text: file, line, byte and fix."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    place = next((found for file in files if (found := _undecodable_line(file, encoding))), None)
-    where = str(path)
-    if place is not None:
-        file, number, error = place
-        where = f"{file}, line {number}, byte {error.start + 1} of the line"
-    return T2TError(f"{where}: not {encoding} text ({error.reason}: {error.object[error.start:error.end]!r}). "
-                    f"Convert the file to {encoding} (for example `iconv -f latin1 -t utf-8 OLD > NEW`){fix}.")
-
-
-def _undecodable_line(file: Path, encoding: str) -> tuple[Path, int, UnicodeDecodeError] | None:
-    """The first line (from 1) that does not decode, with its error; None when every line does."""
-    with file.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode(encoding)
-            except UnicodeDecodeError as error:
-                return file, number, error
-    return None
 
 
 def json_kind(value: Any) -> str | None:
