@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,17 @@ def make_recipe(tmp_path: Path, model: Path, task_dir: Path, **sections) -> dict
     for key, value in sections.items():
         recipe[key] = {**recipe[key], **value} if isinstance(value, dict) and key in recipe else value
     return recipe
+
+
+def start_training(recipe: Path, *flags: str) -> subprocess.Popen:
+    """A `t2t-mtl train` process on one thread, so float sums are bitwise repeatable."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "t2t_mtl", "train", str(recipe), *flags], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish_training(recipe: Path, *flags: str) -> None:
+    """Train to the end in a process of its own; fails with the end of its stderr otherwise."""
+    process = start_training(recipe, *flags)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]

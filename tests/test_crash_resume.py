@@ -1,10 +1,8 @@
 """Crash safety: SIGKILL mid-run or mid-checkpoint, then --resume, ends where an unbroken run ends."""
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from safetensors.torch import load_file
 
 from t2t_mtl.run_dir import RunDir
 
-from conftest import make_recipe
+from conftest import finish_training, make_recipe, start_training
 
 STEPS = 10
 
@@ -27,19 +25,6 @@ def recipe_for(tmp_path: Path, tiny_t5: Path, task_dir: Path, name: str) -> Path
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
-
-
-def start(recipe: Path, *flags: str) -> subprocess.Popen:
-    """A training process; every run here uses one thread so float sums are bitwise repeatable."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "t2t_mtl", "train", str(recipe), *flags], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def finish(recipe: Path, *flags: str) -> None:
-    process = start(recipe, *flags)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-3000:]
 
 
 def kill_when(process: subprocess.Popen, ready, timeout: float = 120) -> None:
@@ -59,7 +44,7 @@ def final_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture
 def reference(tmp_path: Path, tiny_t5: Path, task_dir: Path) -> dict[str, torch.Tensor]:
-    finish(recipe_for(tmp_path, tiny_t5, task_dir, "reference"))
+    finish_training(recipe_for(tmp_path, tiny_t5, task_dir, "reference"))
     return final_weights(tmp_path / "reference")
 
 
@@ -73,9 +58,9 @@ def test_sigkill_at_a_random_step_then_resume(tmp_path: Path, tiny_t5: Path, tas
     recipe = recipe_for(tmp_path, tiny_t5, task_dir, "crashed")
     run = RunDir(tmp_path / "crashed")
     kill_at = random.randint(2, STEPS - 3)
-    kill_when(start(recipe), lambda: any(p.name == f"step-{kill_at:06d}" for p in run.checkpoints()))
+    kill_when(start_training(recipe), lambda: any(p.name == f"step-{kill_at:06d}" for p in run.checkpoints()))
     assert not (run.final_dir / "COMPLETE").exists()
-    finish(recipe, "--resume")
+    finish_training(recipe, "--resume")
     assert_same(final_weights(run.root), reference)
     assert len(run.checkpoints()) == 3  # keep_last
     steps = [int(line.split('"step": ')[1].split(",")[0]) for line in run.log_file.read_text().splitlines()
@@ -88,10 +73,10 @@ def test_sigkill_while_writing_a_checkpoint_is_never_resumed_from(tmp_path: Path
     recipe = recipe_for(tmp_path, tiny_t5, task_dir, "torn")
     run = RunDir(tmp_path / "torn")
     writing = lambda: any(run.checkpoints_dir.glob(".tmp-step-*")) and len(run.checkpoints()) >= 2
-    kill_when(start(recipe), writing)
+    kill_when(start_training(recipe), writing)
     torn = sorted(run.checkpoints_dir.glob(".tmp-step-*"))
     assert torn and not (torn[0] / "COMPLETE").exists()
     assert torn[0].name.removeprefix(".tmp-") not in [p.name for p in run.checkpoints()]
-    finish(recipe, "--resume")
+    finish_training(recipe, "--resume")
     assert_same(final_weights(run.root), reference)
     assert not any(run.checkpoints_dir.glob(".tmp-step-*"))

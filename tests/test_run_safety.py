@@ -23,7 +23,7 @@ from t2t_mtl.errors import T2TError
 from t2t_mtl.recipe import ModelSpec, parse_recipe
 from t2t_mtl.run_dir import RunDir
 
-from conftest import colour_rows, make_recipe, write_task
+from conftest import colour_rows, finish_training, make_recipe, start_training, write_task
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -169,19 +169,6 @@ def test_positions_beyond_the_model_are_refused():
 STEPS = 12
 
 
-def start(recipe: Path, *flags: str) -> subprocess.Popen:
-    """A training process on one thread, so float sums are bitwise repeatable."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "t2t_mtl", "train", str(recipe), *flags], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def finish(recipe: Path, *flags: str) -> None:
-    process = start(recipe, *flags)
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-3000:]
-
-
 def wait_for_step(process: subprocess.Popen, run: Path, step: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not (run / "log.jsonl").is_file() or len(logged_steps(run)) < step:
@@ -198,10 +185,10 @@ def stop_recipe(tmp_path: Path, tiny_t5: Path, task_dir: Path, name: str) -> Pat
 
 def test_sigterm_at_a_random_step_checkpoints_and_resumes_to_the_unbroken_weights(tmp_path: Path, tiny_t5: Path,
                                                                                    task_dir: Path):
-    finish(stop_recipe(tmp_path, tiny_t5, task_dir, "unbroken"))
+    finish_training(stop_recipe(tmp_path, tiny_t5, task_dir, "unbroken"))
     path = stop_recipe(tmp_path, tiny_t5, task_dir, "stopped")
     run = tmp_path / "stopped"
-    process = start(path)
+    process = start_training(path)
     wait_for_step(process, run, random.randint(1, 5))
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
@@ -213,7 +200,7 @@ def test_sigterm_at_a_random_step_checkpoints_and_resumes_to_the_unbroken_weight
     assert line == (f"stopped at step {step} by SIGTERM; checkpoint written to {checkpoint}; "
                     f"resume with: t2t-mtl train {path} --resume")
     assert (checkpoint / "COMPLETE").is_file() and not (run / "final").exists()  # save_every is unset
-    finish(path, "--resume")
+    finish_training(path, "--resume")
     unbroken = load_file(tmp_path / "unbroken/final/adapter_model.safetensors")
     resumed = load_file(run / "final/adapter_model.safetensors")
     assert resumed.keys() == unbroken.keys()
