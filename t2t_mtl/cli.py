@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from t2t_mtl.evaluation.report import to_markdown
-    from t2t_mtl.evaluation.runner import evaluate_run
+    from t2t_mtl.evaluator import evaluate_run
 
     summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples,
                            metric_preset=args.metric_preset)
@@ -167,22 +167,27 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from t2t_mtl.modeling.export import export_run
+    from t2t_mtl.inference import Predictor
+    from t2t_mtl.modeling.export import check_out_folder, export_model
 
     target = Path(args.merge or args.out)
     if target.exists() and not target.is_dir():
         raise T2TError(f"{'--merge' if args.merge else '--out'} {target} is a file; export writes a folder there. "
                        f"Give a folder path.")
-    out = export_run(args.run_dir, target, merge=bool(args.merge), task=args.task,
-                     routing=args.routing, instruction=args.instruction)
+    check_out_folder(target)  # before the model loads
+    predictor = Predictor.from_run(args.run_dir, device="cpu")
+    out = export_model(predictor.model, predictor.tokenizer, predictor.run, predictor.routing, target,
+                       merge=bool(args.merge), task=args.task, routing=args.routing, instruction=args.instruction)
     loader = "AutoModelForSeq2SeqLM.from_pretrained" if args.merge else "PeftModel.from_pretrained(base_model, ...)"
     print(f"wrote {out}; load it with {loader}('{out}')")
 
 
 def cmd_routing(args: argparse.Namespace) -> None:
+    from t2t_mtl.inference import Predictor
     from t2t_mtl.modeling.routed.inspect import show_routing
 
-    show_routing(args.run_dir, per_layer=args.layers, image=Path(args.png) if args.png else None)
+    predictor = Predictor.from_run(args.run_dir, device="cpu")
+    show_routing(predictor.model, predictor.run, per_layer=args.layers, image=Path(args.png) if args.png else None)
 
 
 class _SubcommandParser(argparse.ArgumentParser):

@@ -19,8 +19,8 @@ from transformers import PreTrainedTokenizerBase
 from t2t_mtl import __version__
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import check_metrics
-from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
+from t2t_mtl.normalize import normalize_text
 from t2t_mtl.recipe import EvalSpec, Recipe
 from t2t_mtl.tasks.registry import SelectedTask, check_eval_tasks
 from t2t_mtl.tasks.schema import TaskSpec

@@ -29,7 +29,8 @@ from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting, average_routing, fit_routing
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
-from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec, load_task_file
+from t2t_mtl.tasks.registry import load_task
+from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec
 from t2t_mtl.templates import literal_template
 
 logger = logging.getLogger(__name__)
@@ -114,12 +115,12 @@ class Predictor:
         if isinstance(task, TaskSpec):
             return task
         if str(task).endswith((".yaml", ".yml")):
-            return load_task_file(task)
+            return load_task(task)  # strict: schema, output parser, metric names
         known = self.task_table.get(str(task))
         if known is None:
             raise T2TError(f"task '{task}' is not in run {self.run.root}.{closest(str(task), self.task_table)} "
                            f"Its tasks: {', '.join(self.task_table)}; or pass a task file (.yaml).")
-        return load_task_file(known["file"]).model_copy(update={"name": known["name"], "held_out": known["held_out"]})
+        return load_task(known["file"]).model_copy(update={"name": known["name"], "held_out": known["held_out"]})
 
     def encode(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None, labelled: bool) -> datasets.Dataset:
         """Render and tokenize rows of a task as the run's settings dictate."""

@@ -12,11 +12,11 @@ import yaml
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import check_metrics
-from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser
-from t2t_mtl.evaluation.roundtrip import round_trip_problems
+from t2t_mtl.normalize import normalize_text
+from t2t_mtl.roundtrip import round_trip_problems
 from t2t_mtl.tasks.registry import TaskRegistry, resolve_folders
-from t2t_mtl.tasks.schema import TaskSpec, load_task_file
+from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.tasks.sources import load_rows, row_fields
 from t2t_mtl.templates import compile_templates, environment
 
@@ -29,22 +29,12 @@ def _registry(args: argparse.Namespace) -> TaskRegistry:
     return TaskRegistry(_folders(args))
 
 
-def _loadable(folders: list[Path]) -> tuple[TaskRegistry, dict[Path, str]]:
-    """A registry of the task files under `folders` that load, and the error of each that does not."""
-    registry, broken = TaskRegistry([]), {}
-    registry.folders = folders
-    for path in (path for folder in folders for path in sorted(folder.rglob("*.yaml"))):
-        try:
-            registry.add(load_task_file(path))
-        except T2TError as error:
-            broken[path] = str(error)
-    return registry, broken
-
-
-def _selected(registry: TaskRegistry, names: list[str]) -> list[TaskSpec]:
+def _tasks_for(registry: TaskRegistry, names: list[str]) -> tuple[list[TaskSpec], dict[Path, str]]:
+    """The named tasks (loaded strictly: a broken one is a T2TError), or, without names, every task that
+    loads and the error of each file that does not."""
     if not names:
-        return [registry.get(n) for n in registry.names]
-    return [task for name in names for task in registry.select(name)]
+        return registry.load_all()
+    return [task for name in names for task in registry.select(name)], {}
 
 
 @contextmanager
@@ -125,6 +115,20 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     return problems
 
 
+def _named_tasks(registry: TaskRegistry, names: list[str]) -> tuple[dict[str, TaskSpec], dict[str, str]]:
+    """The tasks each name or glob selects, and the error of each name that selects none or a broken file."""
+    tasks: dict[str, TaskSpec] = {}
+    failures = {}
+    broken = registry.broken  # what the index saw; other files are not loaded
+    for name in names:
+        try:
+            tasks.update((task.name, task) for task in registry.select(name))
+        except T2TError as error:
+            unloaded = f" ({len(broken)} task file(s) did not load: {sorted(map(str, broken))})" if broken else ""
+            failures[name] = f"{error}{unloaded}"
+    return tasks, failures
+
+
 def _report(label: str, status: str, problems: list[str]) -> None:
     print(f"{label}: {status}")
     for problem in problems:
@@ -137,15 +141,12 @@ def validate_tasks(folders: list[Path], names: list[str], n: int) -> None:
     A task file that does not load, a name that matches nothing and a check that stops on an error
     are reported as problems, and the other tasks are still checked. T2TError when any has problems.
     """
-    registry, broken = _loadable(folders)
-    failures = {str(path): error for path, error in broken.items()} if not names else {}
-    tasks: dict[str, TaskSpec] = {}
-    for name in names or registry.names:
-        try:
-            tasks.update((task.name, task) for task in registry.select(name))
-        except T2TError as error:
-            unloaded = f" ({len(broken)} task file(s) did not load: {sorted(map(str, broken))})" if broken else ""
-            failures[name] = f"{error}{unloaded}"
+    registry = TaskRegistry(folders)
+    if not names:
+        loaded, broken = registry.load_all()
+        tasks, failures = {task.name: task for task in loaded}, {str(path): error for path, error in broken.items()}
+    else:
+        tasks, failures = _named_tasks(registry, names)
     for label, error in failures.items():
         _report(label, "could not be loaded", [error])
     failed, unchecked = len(failures), 0
@@ -170,8 +171,7 @@ def run_tasks_command(args: argparse.Namespace) -> None:
     if args.action == "validate":
         validate_tasks(_folders(args), args.names, args.n)
         return
-    registry = _registry(args)
-    tasks = _selected(registry, args.names)
+    tasks, broken = _tasks_for(_registry(args), args.names)
     if args.action == "list":
         width = max((len(t.name) for t in tasks), default=4)
         print(f"{'task':<{width}}  {'domain':<10} {'output':<12} {'templates':>9}  held_out  metrics")
@@ -190,3 +190,6 @@ def run_tasks_command(args: argparse.Namespace) -> None:
                     example = template.render(fields)
                     print(f"--- {t.name} · template {template_id} · row {number}")
                     print(f"SOURCE: {example.source}\nTARGET: {example.target}")
+    if broken:  # after the tasks that load: a broken file hides none of them
+        raise T2TError(f"{len(broken)} task file(s) could not be loaded (the tasks that load are above):\n"
+                       + "\n".join(f"  - {error}" for error in broken.values()))

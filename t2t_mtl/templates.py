@@ -37,7 +37,8 @@ from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.evaluation.formats import FILTERS
+from t2t_mtl.formats import FILTERS
+from t2t_mtl.tasks.nulls import NullFieldError
 from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec
 
 TEMPLATE_FIELDS = ("instruction", "input", "target")
@@ -60,22 +61,6 @@ MAX_INT_BITS = 4_096  # bits of an integer that ** or * builds
 
 class TemplateLimit(SecurityError):
     """A render went over one of the limits."""
-
-
-class NullFieldError(UndefinedError):
-    """A template read a field whose value is null or missing in its row."""
-
-
-class NullValue(StrictUndefined):
-    """A field that is null or missing in one row: reading it raises `NullFieldError` with the hint."""
-
-    __slots__ = ()
-
-    def __init__(self, hint: str, name: str) -> None:
-        super().__init__(hint=hint, name=name, exc=NullFieldError)
-
-    def __repr__(self) -> str:
-        return f"null ({self._undefined_hint})"
 
 
 @dataclass

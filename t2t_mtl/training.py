@@ -25,7 +25,7 @@ from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.parsers import get_parser
-from t2t_mtl.evaluation.runner import evaluate_sets
+from t2t_mtl.evaluator import evaluate_sets
 from t2t_mtl.losses import token_loss_sum
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone

@@ -360,8 +360,9 @@ def test_unknown_recipe_key_suggests_ours(key: str, tmp_path: Path, tiny_t5: Pat
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "tasks show"])
-def test_unknown_task_name_suggests_the_closest(command: str, project: Path, capsys: pytest.CaptureFixture) -> None:
-    run, rows = str(project / "run"), project / "rows.jsonl"
+def test_unknown_task_name_suggests_the_closest(command: str, project: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    run, rows = str(project / "run"), tmp_path / "rows.jsonl"  # the shared project stays as trained
     rows.write_text(lines([{"text": "the sky"}]))
     argv = {"predict": ["predict", run, "--task", "toy/colour", "--input", str(rows)],
             "evaluate": ["evaluate", run, "--tasks", "toy/colour"],

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from t2t_mtl import templates
 from t2t_mtl.demo import write_demo_data
+from t2t_mtl.tasks import sources
 from t2t_mtl.tasks.schema import load_task_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,9 +147,7 @@ def test_labels_in_data_are_in_the_label_space(task_file: Path) -> None:
 
 @pytest.mark.parametrize("task_file", TASK_FILES, ids=lambda p: p.stem)
 def test_every_template_renders_every_row(task_file: Path) -> None:
-    """With the package's real renderer, once it is importable."""
-    templates = pytest.importorskip("t2t_mtl.templates")
-    sources = pytest.importorskip("t2t_mtl.tasks.sources")
+    """With the package's real renderer."""
     task = load_task_file(task_file)
     compiled = templates.compile_templates(task)
     for path in task_files(task):

@@ -19,8 +19,8 @@ from seqeval.metrics import f1_score as seqeval_f1
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation import compute_metrics
 from t2t_mtl.evaluation.bleu import smoothed_sentence_bleu
-from t2t_mtl.evaluation.formats import FORMATS, format_spans
 from t2t_mtl.evaluation.parsers import item_parser
+from t2t_mtl.formats import FORMATS, format_spans
 from t2t_mtl.tasks.importers import IMPORTERS
 from t2t_mtl.tasks.schema import TaskSpec
 

@@ -14,8 +14,8 @@ import pytest
 
 from t2t_mtl.data import render_rows
 from t2t_mtl.evaluation import available_metrics, available_parsers
-from t2t_mtl.evaluation.formats import FORMATS
 from t2t_mtl.evaluation.parsers import item_parser
+from t2t_mtl.formats import FORMATS
 from t2t_mtl.recipe import load_recipe
 from t2t_mtl.task_commands import missing_data, run_tasks_command, validate_task
 from t2t_mtl.tasks.registry import select_tasks

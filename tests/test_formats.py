@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from t2t_mtl.evaluation.formats import (
+from t2t_mtl.evaluation.parsers import ESCAPABLE, get_parser, item_parser
+from t2t_mtl.formats import (
     ACT,
     FORMATS,
     HEAD,
@@ -26,9 +27,8 @@ from t2t_mtl.evaluation.formats import (
     format_state,
     format_triples,
 )
-from t2t_mtl.evaluation.normalize import normalize_text
-from t2t_mtl.evaluation.parsers import ESCAPABLE, get_parser, item_parser
-from t2t_mtl.evaluation.roundtrip import round_trip_problems
+from t2t_mtl.normalize import normalize_text
+from t2t_mtl.roundtrip import round_trip_problems
 from t2t_mtl.tasks.schema import TaskSpec
 
 CROSSNER = {"type": "organization", "name": "Dead & amp ; Company"}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from t2t_mtl.evaluation import compute_metrics
-from t2t_mtl.evaluation.formats import format_events, format_mentions, format_spans, format_triples
+from t2t_mtl.formats import format_events, format_mentions, format_spans, format_triples
 
 # sentences as (gold, predicted) lists of (type, name); then (UIE F1, P, R), (InstructUIE F1, P, R)
 NER = [

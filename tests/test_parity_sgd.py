@@ -25,7 +25,7 @@ import pytest
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation import compute_metrics, load_metric
 from t2t_mtl.evaluation.dialogue_state import parse_state_reference, state_reference, token_sort_ratio
-from t2t_mtl.evaluation.formats import format_state
+from t2t_mtl.formats import format_state
 from t2t_mtl.tasks.importers import IMPORTERS
 
 RESTAURANTS = {"restaurant_name": False, "city": False, "date": False, "time": False, "cuisine": False,

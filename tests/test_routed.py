@@ -2,6 +2,7 @@
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,15 +58,17 @@ def test_forward_equals_peft_poly(splits: int):
             our_b.copy_(b.permute(0, 3, 1, 2))
             poly.poly_router["default"].module_logits.normal_()
             layer.lora_routing["default"].copy_(poly.poly_router["default"].module_logits.view(3, splits, 4))
-    peft.eval()
-    ours.eval()
+    # float64: PEFT and we sum in different orders (einsum vs. matmul shapes), so fp32 results would
+    # differ by a CPU- and thread-dependent n*eps32*sum|terms|; in float64 that is below 1e-13 here.
+    peft.double().eval()
+    ours.double().eval()
     ids, decoder = torch.randint(2, 100, (5, 7)), torch.randint(2, 100, (5, 4))
     tasks = torch.tensor([0, 2, 1, 1, 0])
     with torch.no_grad():
         expected = peft.base_model(input_ids=ids, decoder_input_ids=decoder, task_ids=tasks).logits
         ours.routing.set_tasks(tasks)
         got = ours(input_ids=ids, decoder_input_ids=decoder).logits
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])
@@ -130,6 +133,12 @@ def routed_run(tmp_path_factory, tiny_t5: Path) -> Path:
     return Path(recipe["output_dir"])
 
 
+def own_copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of the module's run for a test that writes into it: no test changes the shared run."""
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
 def test_saved_run_predicts_what_training_evaluated(routed_run: Path):
     records = [json.loads(line) for line in (routed_run / "predictions/toy__colours_b.jsonl").read_text().splitlines()]
     rows = [{"text": r["input"].split("\n", 1)[1]} for r in records]
@@ -137,7 +146,8 @@ def test_saved_run_predicts_what_training_evaluated(routed_run: Path):
     assert (routed_run / "task_embeddings.safetensors").is_file()
 
 
-def test_evaluate_reproduces_the_routed_results(routed_run: Path):
+def test_evaluate_reproduces_the_routed_results(routed_run: Path, tmp_path: Path):
+    routed_run = own_copy(routed_run, tmp_path)  # evaluate rewrites results.json
     before = json.loads((routed_run / "results.json").read_text())
     assert main(["evaluate", str(routed_run)]) == 0
     after = json.loads((routed_run / "results.json").read_text())
@@ -161,6 +171,7 @@ def test_every_zero_shot_mode_runs_and_fit_lowers_the_loss(routed_run: Path):
 
 
 def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_path: Path):
+    routed_run = own_copy(routed_run, tmp_path)  # final/ is rewritten below
     predictor = Predictor.from_run(routed_run, device="cpu")
     with torch.no_grad():  # give the routing and skills some shape, then export the changed run
         for layer in routed_layers(predictor.model):
@@ -173,15 +184,17 @@ def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_pa
     assert main(["export", str(routed_run), "--task", "toy/colours_b", "--out", str(tmp_path / "lora")]) == 0
     ids = torch.randint(1000, 2000, (3, 9))
     decoder = torch.randint(1000, 2000, (3, 4))
-    model = predictor.model.eval()
+    # All three run in float64: then they differ only by the fp32 rounding of the exported weights
+    # (eps32 relative each), not by CPU- and thread-dependent fp32 sums over differently shaped GEMMs.
+    model = predictor.model.double().eval()
     with torch.no_grad():
         model.routing.set_tasks(torch.tensor([1, 1, 1]))
         expected = model(input_ids=ids, decoder_input_ids=decoder).logits
-        merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").eval()
+        merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").double().eval()
         torch.testing.assert_close(merged(input_ids=ids, decoder_input_ids=decoder).logits, expected,
                                    rtol=1e-4, atol=1e-4)
         lora = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(predictor.recipe.model.name_or_path),
-                                         tmp_path / "lora").eval()
+                                         tmp_path / "lora").double().eval()
         torch.testing.assert_close(lora(input_ids=ids, decoder_input_ids=decoder).logits, expected,
                                    rtol=1e-4, atol=1e-4)
     settings = {"max_new_tokens": 6, "num_beams": 2}
@@ -203,8 +216,6 @@ def test_run_level_errors(routed_run: Path, tmp_path: Path, capsys):
     (other / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "adapter": {**recipe["adapter"], "type": "lora",
                                                                             "n_exclusive_skills": 0}}))
     (other / "tasks.json").write_text((routed_run / "tasks.json").read_text())
-    import shutil
-
     shutil.copytree(routed_run / "final", other / "final")
     with pytest.raises(T2TError, match="final was written by another run"):
         Predictor.from_run(other)

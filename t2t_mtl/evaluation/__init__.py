@@ -1,10 +1,10 @@
-"""Evaluation: output formats and parsers, metrics as `evaluate` modules, reports."""
+"""Evaluation: output parsers, metrics as `evaluate` modules, reports (formats re-exported from t2t_mtl.formats)."""
 
-from t2t_mtl.evaluation.formats import FILTERS, format_spans, format_triples
 from t2t_mtl.evaluation.metrics import available_metrics, compute_metrics, load_metric
-from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import OutputParser, available_parsers, get_parser
 from t2t_mtl.evaluation.report import TaskResult, read_report, summarize, to_markdown, write_report
+from t2t_mtl.formats import FILTERS, format_spans, format_triples
+from t2t_mtl.normalize import normalize_text
 
 __all__ = [
     "FILTERS",

@@ -61,9 +61,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.evaluation.formats import format_state
-from t2t_mtl.evaluation.normalize import normalize_text
 from t2t_mtl.evaluation.parsers import get_parser, item_parser, partition_unescaped, split_unescaped, unescape
+from t2t_mtl.formats import format_state
+from t2t_mtl.normalize import normalize_text
 
 FUZZY = ("difflib", "levenshtein", "exact")
 

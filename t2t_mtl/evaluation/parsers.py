@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 
 from t2t_mtl.errors import T2TError, closest
-from t2t_mtl.evaluation.normalize import normalize_text
+from t2t_mtl.normalize import normalize_text
 
 Item = tuple[Hashable, ...]
 

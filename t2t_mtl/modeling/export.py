@@ -7,40 +7,40 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import ModulesToSaveWrapper
+from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.errors import T2TError, closest
-from t2t_mtl.inference import Predictor
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.modeling.routed.model import routed_layers, task_weights
+from t2t_mtl.modeling.routed.zero_shot import TaskRouting
+from t2t_mtl.recipe import Recipe
 from t2t_mtl.run_dir import RunDir
 
 
-def _routing_for_export(predictor: Predictor, task: str | None, routing: str | None,
-                        instruction: str | None) -> tuple[torch.Tensor, int | None]:
+def _routing_for_export(model: PeftModel, run: RunDir, routing_plan: TaskRouting, task: str | None,
+                        routing: str | None, instruction: str | None) -> tuple[torch.Tensor, int | None]:
     """(weights (layers, splits, skills), task id for exclusive skills or None) to fold in."""
-    routing_plan = predictor.routing
     if task is not None:
-        known = {n: r for n, r in predictor.task_table.items() if not r["held_out"]}
+        known = {r["name"]: r for r in run.tasks() if not r["held_out"]}
         if task not in known:
             raise T2TError(f"export --task: '{task}' is not a trained task of this run.{closest(task, known)}")
-        return task_weights(predictor.model)[known[task]["id"]], known[task]["id"]
+        return task_weights(model)[known[task]["id"]], known[task]["id"]
     if routing is None:
         raise T2TError("exporting a routed run needs --task NAME or --routing MODE (average, similar, task=NAME)")
     if routing == "similar" and not instruction:
         raise T2TError("export --routing similar needs --instruction TEXT (the new task's instruction)")
     router = routing_plan.router("export", instruction or "", routing)
     if router.task is not None:
-        return task_weights(predictor.model)[router.task], router.task
+        return task_weights(model)[router.task], router.task
     return router.weights, None
 
 
-def _as_lora(predictor: Predictor, model: PeftModel) -> PeftModel:
+def _as_lora(recipe: Recipe, model: PeftModel) -> PeftModel:
     """A plain PEFT LoRA model (rank = skill rank) holding the routed model's mixed skills."""
     routed_config = model.peft_config["default"]
     config = LoraConfig(r=routed_config.skill_rank, lora_alpha=routed_config.lora_alpha, lora_dropout=0.0,
                         target_modules=routed_config.target_modules, modules_to_save=routed_config.modules_to_save,
                         task_type="SEQ_2_SEQ_LM")
-    recipe = predictor.recipe
     plain = get_peft_model(load_backbone(recipe.model.name_or_path, recipe.model.dtype).model, config)
     sources = dict(model.named_modules())
     routed = {id(layer) for layer in routed_layers(model)}
@@ -57,7 +57,7 @@ def _as_lora(predictor: Predictor, model: PeftModel) -> PeftModel:
     return plain
 
 
-def _check_out(out: Path) -> None:
+def check_out_folder(out: Path) -> None:
     """Refuse to export into a run folder, or into a run's final/ or checkpoints/ (its files would be mixed in)."""
     if RunDir(out).exists():
         raise T2TError(f"export: {out} is a run folder (it holds recipe.yaml); writing there would mix the export "
@@ -68,26 +68,28 @@ def _check_out(out: Path) -> None:
                            f"change that run's weights. Choose a folder outside it, e.g. {folder.parent}/export.")
 
 
-def export_run(run_dir: str | Path, out: Path, merge: bool, task: str | None = None, routing: str | None = None,
-               instruction: str | None = None) -> Path:
+def export_model(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, run: RunDir,
+                 routing_plan: TaskRouting | None, out: Path, merge: bool, task: str | None = None,
+                 routing: str | None = None, instruction: str | None = None) -> Path:
     """Write `out`: merged plain weights (`merge`) or a PEFT adapter, for one task's routing.
 
-    A merged export loads with `AutoModelForSeq2SeqLM.from_pretrained(out)`; an adapter
-    export with `PeftModel.from_pretrained(base, out)` (routed runs become plain LoRA).
+    `model`, `tokenizer` and `routing_plan` are the run's, loaded (`Predictor.from_run`);
+    `routing_plan` is None for a run without routing. A merged export loads with
+    `AutoModelForSeq2SeqLM.from_pretrained(out)`; an adapter export with
+    `PeftModel.from_pretrained(base, out)` (routed runs become plain LoRA).
     """
-    _check_out(out)
-    predictor = Predictor.from_run(run_dir, device="cpu")
-    model = predictor.model
-    if predictor.routing is not None:
-        weights, task_id = _routing_for_export(predictor, task, routing, instruction)
+    check_out_folder(out)
+    recipe = run.recipe()
+    if routing_plan is not None:
+        weights, task_id = _routing_for_export(model, run, routing_plan, task, routing, instruction)
         model.routing.set_merge_routing(weights, task_id)
         if not merge:
-            model = _as_lora(predictor, model)
+            model = _as_lora(recipe, model)
     elif task is not None or routing is not None:
         raise T2TError(f"--task/--routing choose a routing; this run trained adapter.type: "
-                       f"{predictor.recipe.adapter.type}, which has none")
+                       f"{recipe.adapter.type}, which has none")
     if merge and isinstance(model, PeftModel):
         model = model.merge_and_unload()
     model.save_pretrained(out, safe_serialization=True)
-    predictor.tokenizer.save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out

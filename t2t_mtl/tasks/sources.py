@@ -22,8 +22,8 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.tasks.importers import IMPORTERS
 from t2t_mtl.tasks.importers.common import ColumnKinds, OptionError, check_options
+from t2t_mtl.tasks.nulls import NullValue
 from t2t_mtl.tasks.schema import TaskSpec
-from t2t_mtl.templates import NullValue
 from t2t_mtl.textfiles import not_text
 
 Split = Literal["train", "eval"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.inference import Predictor
 from t2t_mtl.modeling.routed.model import routed_layers, task_weights
+from t2t_mtl.run_dir import RunDir
 
 
 def _table(names: list[str], matrix: torch.Tensor, skill_names: list[str]) -> str:
@@ -36,24 +36,28 @@ def _heatmap(names: list[str], matrix: torch.Tensor, skill_names: list[str], pat
     plt.close(figure)
 
 
-def show_routing(run_dir: str | Path, per_layer: bool = False, image: Path | None = None) -> torch.Tensor:
-    """Print the trained tasks' mean routing over skills (and per layer), write a heatmap; returns it."""
-    predictor = Predictor.from_run(run_dir, device="cpu")
-    if predictor.routing is None:
-        raise T2TError(f"{run_dir} trained adapter.type: {predictor.recipe.adapter.type}, which has no routing")
-    rows = [row for row in predictor.run.tasks() if not row["held_out"]]
+def show_routing(model: torch.nn.Module, run: RunDir, per_layer: bool = False,
+                 image: Path | None = None) -> torch.Tensor:
+    """Print the trained tasks' mean routing over skills (and per layer) of `run`'s loaded `model`, write a heatmap.
+
+    Returns the (tasks, skills) mean routing.
+    """
+    adapter = run.recipe().adapter
+    if not adapter.routed:
+        raise T2TError(f"{run.root} trained adapter.type: {adapter.type}, which has no routing")
+    rows = [row for row in run.tasks() if not row["held_out"]]
     names, ids = [row["name"] for row in rows], [row["id"] for row in rows]
-    weights = task_weights(predictor.model)[ids]  # (tasks, layers, splits, skills)
-    config = predictor.model.peft_config["default"]
+    weights = task_weights(model)[ids]  # (tasks, layers, splits, skills)
+    config = model.peft_config["default"]
     skill_names = [f"s{i}" for i in range(config.n_skills)] + [f"own{i}" for i in range(config.n_exclusive_skills)]
     matrix = weights.mean(dim=(1, 2))
     print(_table(names, matrix, skill_names))
     if per_layer:
-        layer_names = {id(m): n for n, m in predictor.model.named_modules()}
-        for index, layer in enumerate(routed_layers(predictor.model)):
+        layer_names = {id(m): n for n, m in model.named_modules()}
+        for index, layer in enumerate(routed_layers(model)):
             print(f"\n{layer_names[id(layer)]}")
             print(_table(names, weights[:, index].mean(dim=1), skill_names))
-    path = image or predictor.run.root / "plots" / "routing.png"
+    path = image or run.root / "plots" / "routing.png"
     _heatmap(names, matrix, skill_names, path)
     print(f"\nheatmap: {path}")
     return matrix

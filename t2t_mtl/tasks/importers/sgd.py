@@ -27,7 +27,7 @@ import datasets
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.dialogue_state import state_reference
-from t2t_mtl.evaluation.formats import format_state
+from t2t_mtl.formats import format_state
 from t2t_mtl.tasks.importers import register
 from t2t_mtl.tasks.importers.common import BadRecords, check_options, read_json, to_dataset
 

@@ -2,8 +2,8 @@
 
 import evaluate
 
-from t2t_mtl.evaluation.normalize import normalize_answer
 from t2t_mtl.evaluation.scoring import mean_best, pair_info
+from t2t_mtl.normalize import normalize_answer
 
 
 def same_answer(prediction: str, reference: str) -> float:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from t2t_mtl.evaluation.normalize import normalize_text
+from t2t_mtl.normalize import normalize_text
 
 NONE = "None"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
 
-from t2t_mtl.evaluation.formats import FORMATS, OutputFormat
 from t2t_mtl.evaluation.parsers import ItemParser, OutputParser, get_parser, item_parser
+from t2t_mtl.formats import FORMATS, OutputFormat
 from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec
 from t2t_mtl.templates import environment
 
