@@ -233,11 +233,8 @@ class RunDir:
             logger.warning("the new run failed before its first step: %s is back as it was", self.root)
 
     def _defining_changes(self, recipe: Recipe) -> list[str]:
-        old = _flatten(self.recipe().model_dump(mode="json"))
-        new = _flatten(recipe.model_dump(mode="json"))
-        keys = sorted(set(old) | set(new))
-        return [k for k in keys if old.get(k) != new.get(k)
-                and k not in RESUMABLE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES]
+        old, new = defining_settings(self.recipe()), defining_settings(recipe)
+        return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
     def write_task_table(self, table: list[dict[str, Any]], selected: list[SelectedTask],
                          data: dict[str, dict[str, Any]] | None = None) -> None:

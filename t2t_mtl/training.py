@@ -24,7 +24,6 @@ from transformers import PretrainedConfig, get_scheduler
 from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
-from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.evaluator import evaluate_sets
 from t2t_mtl.losses import token_loss_sum
 from t2t_mtl.modeling.adapters import apply_adapter, save_trained
@@ -196,7 +195,6 @@ class Trainer:
         _check_process_group(self.accelerator)
         with self.accelerator.main_process_first():
             self.data = build_task_data(selected, settings, recipe)
-        self._check_evaluation()
         self.plan, mixture = make_plan(self.data, recipe, self.accelerator.num_processes)
         self.table = task_table(self.data.selected, self.data.instructions)
         self._deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
@@ -211,16 +209,6 @@ class Trainer:
         self.skipped = 0  # non-finite steps skipped since this start (train.skip_nonfinite)
         self.stopping = 0  # the signal every rank agreed to stop on after this step (0: none)
         self._claim(mixture)
-
-    def _check_evaluation(self) -> None:
-        """Every task's output parser exists and eval.tasks selects something (before training, not after)."""
-        for task in self.data.tasks:
-            get_parser(task.output)
-        patterns = self.recipe.eval.tasks
-        if patterns and not self.data.eval_sets:
-            names = [t.name for t in self.data.tasks]
-            raise T2TError(f"eval.tasks {patterns} matches none of the recipe's tasks {names}: "
-                           f"use task names or globs of these (or leave eval.tasks unset to evaluate all)")
 
     def _claim(self, mixture: list[MixtureRow]) -> None:
         """Take the run folder (main process): the first write of the run, after every check."""

@@ -60,8 +60,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.parsers import get_parser, item_parser, partition_unescaped, split_unescaped, unescape
+from t2t_mtl.evaluation.scoring import check_choice
 from t2t_mtl.formats import format_state
 from t2t_mtl.normalize import normalize_text
 
@@ -138,14 +138,6 @@ def token_sort_ratio(reference: str, prediction: str, fuzzy: str = "difflib") ->
     return round(100 * difflib.SequenceMatcher(None, a, b).ratio())
 
 
-def check_fuzzy(metric: str, fuzzy: str) -> None:
-    """T2TError unless ``fuzzy`` is one of ``FUZZY``."""
-    if fuzzy not in FUZZY:
-        raise T2TError(f"metric {metric}: option fuzzy must be one of {list(FUZZY)}, not {fuzzy!r} "
-                       "(difflib: fuzzywuzzy as the DSTC8 script installs it; levenshtein: fuzzywuzzy with "
-                       "python-Levenshtein; exact: use_fuzzy_match=False).")
-
-
 def slot_score(slot: str, categorical: bool, predicted: Mapping[str, str], reference: StateReference,
                fuzzy: str = "difflib") -> float:
     """One schema slot's DSTC8 score, 0-1."""
@@ -192,7 +184,7 @@ def joint_goal_accuracy(predictions: Sequence[str], references: Sequence[Sequenc
     When an example has structured references, its plain ones are not scored. Frames whose
     references are services without slots are left out (the official "NA").
     """
-    check_fuzzy("joint_goal_accuracy", fuzzy)
+    check_choice("joint_goal_accuracy", "fuzzy", fuzzy, FUZZY)
     scores = []
     for prediction, refs in zip(predictions, references):
         options = [_plain_match(prediction, text) if ref is None else frame_goal_accuracy(prediction, ref, fuzzy)
