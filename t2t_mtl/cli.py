@@ -59,17 +59,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _read_rows(path: Path, option: str) -> list[dict]:
     """The rows of a JSONL file given as `option`: one JSON object per line, each column of one type."""
-    from t2t_mtl.tasks.importers.common import ColumnKinds
+    from t2t_mtl.tasks.importers.common import ColumnKinds, jsonl_objects
     from t2t_mtl.textfiles import not_text
 
     rows: list[dict] = []
     kinds = ColumnKinds(path)
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    rows.append(_json_object(line, path, number))
-                    kinds.add(rows[-1], f"line {number}")
+        for number, row in jsonl_objects(path):
+            rows.append(row)
+            kinds.add(row, f"line {number}")
     except UnicodeDecodeError as error:
         raise not_text(path, error) from error
     except OSError as error:
@@ -78,20 +76,6 @@ def _read_rows(path: Path, option: str) -> list[dict]:
     if not rows:
         raise T2TError(f"{option} {path} holds no rows. Give one JSON object per line, such as {{\"text\": \"...\"}}.")
     return rows
-
-
-def _json_object(line: str, path: Path, number: int) -> dict:
-    """One line of a JSONL file, which must be a JSON object."""
-    from t2t_mtl.tasks.importers.common import json_kind
-
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise T2TError(f"{path}, line {number}: corrupt JSON ({error.msg})") from error
-    if not isinstance(row, dict):
-        raise T2TError(f"{path}, line {number}: a JSON {json_kind(row) or 'null'}, but each line must be a JSON "
-                       f"object of the task's columns, such as {{\"text\": \"...\"}}.")
-    return row
 
 
 def _output_file(args: argparse.Namespace) -> Path | None:

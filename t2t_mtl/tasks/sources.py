@@ -21,7 +21,7 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.tasks.importers import IMPORTERS
-from t2t_mtl.tasks.importers.common import ColumnKinds, OptionError, check_options
+from t2t_mtl.tasks.importers.common import ColumnKinds, OptionError, check_options, jsonl_objects
 from t2t_mtl.tasks.nulls import NullValue
 from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.textfiles import not_text
@@ -60,18 +60,12 @@ def _check_jsonl(path: Path, where: str, options: dict[str, Any], kinds: ColumnK
         raise T2TError(f"{where}: source.options.field picks the rows out of one JSON document, but format "
                        f"'jsonl' reads one object per line of {path}. Remove the option, or use format: json.")
     rows = 0
-    with path.open(encoding=options.get("encoding", "utf-8")) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise T2TError(f"{where}: {path}, line {number}: corrupt JSON ({error.msg}).") from error
-            if not isinstance(row, dict):
-                raise T2TError(f"{where}: {path}, line {number}: each line must be a JSON object.")
+    try:
+        for number, row in jsonl_objects(path, options.get("encoding", "utf-8")):
             kinds.add(row, f"line {number}")
             rows += 1
+    except T2TError as error:
+        raise T2TError(f"{where}: {error}") from error
     if rows == 0:
         raise T2TError(f"{where}: data file {path} holds no rows.")
 

@@ -29,6 +29,23 @@ def read_json(path: Path) -> Any:
         raise T2TError(f"could not read {path}: {error}") from error
 
 
+def jsonl_objects(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each non-blank line of a JSONL file; a line that is not a JSON object is a
+    T2TError naming the file and line."""
+    with path.open(encoding=encoding) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise T2TError(f"{path}, line {number}: corrupt JSON ({error.msg})") from error
+            if not isinstance(row, dict):
+                raise T2TError(f"{path}, line {number}: a JSON {json_kind(row) or 'null'}, but each line must be a "
+                               f"JSON object of the task's columns, such as {{\"text\": \"...\"}}.")
+            yield number, row
+
+
 def json_kind(value: Any) -> str | None:
     """A value's JSON type as a user reads it (integers and decimals are both numbers); None for null."""
     if value is None:
