@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ import torch
 from peft import LoraConfig, PolyConfig, get_peft_model
 from transformers import T5Config, T5ForConditionalGeneration
 
-from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model
-from t2t_mtl.modeling.routed.model import task_weights
+from t2t_mtl.modeling.routed import RoutedLoraConfig, Routing, build_routed_model, merge_routed, routed_call
+from t2t_mtl.step_log import peak_memory_mb
 
 SIZES = {"small": {"d_model": 512, "d_ff": 2048, "d_kv": 64, "num_heads": 8, "num_layers": 6},
          "base": {"d_model": 768, "d_ff": 3072, "d_kv": 64, "num_heads": 12, "num_layers": 12}}
@@ -64,8 +63,8 @@ def inputs(args: argparse.Namespace, length: int) -> torch.Tensor:
 def call(model: torch.nn.Module, name: str, tasks: torch.Tensor, method: str, **kwargs):
     """Run forward or generate with the configuration's way of passing task ids."""
     if name.startswith("ours-") and name != "ours-merged":
-        model.routing.set_tasks(tasks)
-        return getattr(model, method)(**kwargs)
+        with routed_call(model, Routing.tasks(tasks)):
+            return getattr(model, method)(**kwargs)
     if name.startswith(("peft-poly", "peft-mhr")):
         return getattr(model.base_model, method)(task_ids=tasks.to(kwargs["input_ids"].device), **kwargs)
     return getattr(model, method)(**kwargs)
@@ -74,12 +73,6 @@ def call(model: torch.nn.Module, name: str, tasks: torch.Tensor, method: str, **
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_training(name: str, args: argparse.Namespace) -> dict[str, float]:
@@ -101,7 +94,7 @@ def bench_training(name: str, args: argparse.Namespace) -> dict[str, float]:
     sync(args.device)
     seconds = time.perf_counter() - start
     tokens = args.steps * args.batch * (args.source + args.target)
-    return {"tokens_per_s": tokens / seconds, "peak_memory_mb": peak_memory_mb(args.device)}
+    return {"tokens_per_s": tokens / seconds, "peak_memory_mb": peak_memory_mb(torch.device(args.device))}
 
 
 @torch.no_grad()
@@ -111,8 +104,7 @@ def bench_generation(name: str, args: argparse.Namespace) -> dict[str, float]:
     model.eval()
     tasks = torch.arange(args.batch) % N_TASKS if name.endswith("mixed") else torch.zeros(args.batch, dtype=torch.long)
     if name == "ours-merged":
-        model.routing.set_merge_routing(task_weights(model)[0], 0)
-        model = model.merge_and_unload()
+        model = merge_routed(model, Routing.tasks(torch.tensor([0])))
     source = inputs(args, args.source)
     settings = {"input_ids": source, "max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens,
                 "do_sample": False}

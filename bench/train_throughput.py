@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-from t2t_mtl.modeling.adapters import apply_adapter
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.plan import TrainingPlan, make_plan
 from t2t_mtl.recipe import load_recipe
@@ -96,7 +95,8 @@ def bench_hf(trainer: Trainer, args: argparse.Namespace) -> float:
     dataset = datasets.Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows],
                                           "labels": [r["labels"] for r in rows]})
     backbone = load_backbone(trainer.recipe.model.name_or_path)
-    model = apply_adapter(backbone, trainer.recipe.adapter)
+    adapter = trainer.recipe.adapter
+    model = trainer.recipe.method.build(backbone, adapter, n_tasks=1)
     collator = _CountingCollator(backbone.tokenizer, model=None, label_pad_token_id=-100)
     collator.counts = []
     clock = _Clock(args.warmup)

@@ -13,8 +13,8 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch import nn
 
+from t2t_mtl.adapters.base import AdapterMethod
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.adapters import load_weights_into, save_trained
 from t2t_mtl.run_dir import COMPLETE, RunDir, input_changes
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ class Checkpointer:
     are never copied into checkpoints.
     """
 
-    def __init__(self, accelerator: Accelerator, run: RunDir, keep_last: int | None) -> None:
+    def __init__(self, accelerator: Accelerator, run: RunDir, keep_last: int | None, method: AdapterMethod) -> None:
         self.accelerator = accelerator
+        self.method = method
         self.run = run
         self.keep_last = keep_last
         accelerator.register_save_state_pre_hook(self._save_trained_only)
@@ -38,12 +39,12 @@ class Checkpointer:
     def _save_trained_only(self, models: list[nn.Module], weights: list[dict], output_dir: str) -> None:
         if self.accelerator.is_main_process:
             for model in models:
-                save_trained(self.accelerator.unwrap_model(model), Path(output_dir) / "model")
+                self.method.save(self.accelerator.unwrap_model(model), Path(output_dir) / "model")
         weights.clear()
 
     def _load_trained_only(self, models: list[nn.Module], input_dir: str) -> None:
         for model in models:
-            load_weights_into(self.accelerator.unwrap_model(model), Path(input_dir) / "model")
+            self.method.load_weights(self.accelerator.unwrap_model(model), Path(input_dir) / "model")
         models.clear()
 
     def save(self, step: int, steps: int) -> Path:

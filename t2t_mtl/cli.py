@@ -39,11 +39,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(stop.line(shlex.join(["t2t-mtl", "train", args.recipe, *args.overrides])), file=sys.stderr)
         raise SystemExit(stop.exit_status) from None
     if summary is not None:
-        held_out = [t["task"] for t in summary["tasks"] if t["held_out"]]
+        held_out = [t.task for t in summary.tasks if t.held_out]
         print(f"\nResults: {recipe.output_dir}/results.md")
         print("Next:")
         print(f"  t2t-mtl evaluate {recipe.output_dir}")
-        example = held_out[0] if held_out else summary["tasks"][0]["task"]
+        example = held_out[0] if held_out else summary.tasks[0].task
         print(f"  t2t-mtl predict {recipe.output_dir} --task {example} --input ROWS.jsonl --output predictions.jsonl")
 
 
@@ -151,8 +151,8 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from t2t_mtl.export import check_out_folder, export_model
     from t2t_mtl.inference import Predictor
-    from t2t_mtl.modeling.export import check_out_folder, export_model
 
     target = Path(args.merge or args.out)
     if target.exists() and not target.is_dir():
@@ -160,7 +160,7 @@ def cmd_export(args: argparse.Namespace) -> None:
                        f"Give a folder path.")
     check_out_folder(target)  # before the model loads
     predictor = Predictor.from_run(args.run_dir, device="cpu")
-    out = export_model(predictor.model, predictor.tokenizer, predictor.run, predictor.routing, target,
+    out = export_model(predictor.model, predictor.tokenizer, predictor.run, predictor.routing_plan, target,
                        merge=bool(args.merge), task=args.task, routing=args.routing, instruction=args.instruction)
     loader = "AutoModelForSeq2SeqLM.from_pretrained" if args.merge else "PeftModel.from_pretrained(base_model, ...)"
     print(f"wrote {out}; load it with {loader}('{out}')")
@@ -171,7 +171,11 @@ def cmd_routing(args: argparse.Namespace) -> None:
     from t2t_mtl.modeling.routed.inspect import show_routing
 
     predictor = Predictor.from_run(args.run_dir, device="cpu")
-    show_routing(predictor.model, predictor.run, per_layer=args.layers, image=Path(args.png) if args.png else None)
+    image = Path(args.png) if args.png else predictor.run.root / "plots" / "routing.png"
+    try:
+        show_routing(predictor.model, list(predictor.task_table.values()), image, per_layer=args.layers)
+    except T2TError as error:
+        raise T2TError(f"{predictor.run.root} trained adapter.type: {predictor.recipe.adapter.type}: {error}") from None
 
 
 class _SubcommandParser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,6 @@ from transformers import PreTrainedTokenizerBase
 from t2t_mtl import __version__
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import check_metrics
-from t2t_mtl.evaluation.parsers import get_parser
-from t2t_mtl.normalize import normalize_text
 from t2t_mtl.recipe import EvalSpec, Recipe
 from t2t_mtl.tasks.registry import SelectedTask, check_eval_tasks
 from t2t_mtl.tasks.schema import TaskSpec
@@ -208,14 +207,12 @@ def encode_task_rows(task: TaskSpec, task_id: int, rows: datasets.Dataset, setti
 
 def check_labels(task: TaskSpec, rendered: datasets.Dataset, strict: bool) -> Counter[str]:
     """Count target labels outside the task's label space; fail when strict, else warn."""
-    space = task.label_space()
-    if space is None:
+    check = task.label_check()
+    if check is None:
         return Counter()
-    parser = get_parser(task.output)
-    allowed = {normalize_text(label) for label in space}
     outside: Counter[str] = Counter()
     for target in rendered["target"]:
-        outside.update(parser.labels_of(parser.parse(target)) - allowed)
+        outside.update(check.outside(target))
     if outside:
         shown = ", ".join(f"'{label}' ×{count}" for label, count in outside.most_common(10))
         message = (f"{task.where}: training targets use labels outside the label space: {shown}. "
@@ -228,15 +225,22 @@ def check_labels(task: TaskSpec, rendered: datasets.Dataset, strict: bool) -> Co
 
 @dataclass
 class Seq2SeqCollator:
-    """Pads a list of tokenized examples into tensors; labels pad with -100."""
+    """Pads a list of tokenized examples into tensors; labels pad with -100.
+
+    With `decoder_inputs` (the model's `prepare_decoder_input_ids_from_labels`), labelled
+    batches also get their `decoder_input_ids`, as training and routing fits feed them.
+    """
 
     pad_id: int
+    decoder_inputs: Callable[..., torch.Tensor] | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = {"input_ids": _pad([e["input_ids"] for e in examples], self.pad_id)}
         batch["attention_mask"] = _pad([[1] * len(e["input_ids"]) for e in examples], 0)
         if "labels" in examples[0]:
             batch["labels"] = _pad([e["labels"] for e in examples], -100)
+            if self.decoder_inputs is not None:
+                batch["decoder_input_ids"] = self.decoder_inputs(labels=batch["labels"])
         batch["task_ids"] = torch.tensor([e["task_id"] for e in examples], dtype=torch.long)
         return batch
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import datasets
 from accelerate import Accelerator
@@ -13,11 +12,11 @@ from accelerate.utils import DistributedType, gather_object
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from t2t_mtl.adapters.base import Router
 from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
-from t2t_mtl.evaluation.report import TaskResult, summarize, write_report
+from t2t_mtl.evaluation.report import Summary, TaskResult, summarize, write_report
 from t2t_mtl.inference import Predictor, generate
-from t2t_mtl.modeling.routed.zero_shot import Router
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
 from t2t_mtl.tasks.registry import from_task_table
@@ -26,7 +25,7 @@ from t2t_mtl.tasks.schema import TaskSpec
 
 def _generate_sharded(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-    examples: datasets.Dataset, spec: EvalSpec, route: Router | None = None,
+    examples: datasets.Dataset, spec: EvalSpec, router: Router,
 ) -> list[str]:
     """Each rank generates every world-size-th example; the gathered list is in input order.
 
@@ -38,7 +37,7 @@ def _generate_sharded(
     mine += mine[-1:] * (-(-len(examples) // world) - len(mine)) if mine else [0] * (len(examples) > 0)
     synced = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP) and world > 1
     texts = generate(accelerator.unwrap_model(model), tokenizer, [examples[i] for i in mine], spec,
-                     progress=accelerator.is_main_process, synced_gpus=synced, route=route)
+                     progress=accelerator.is_main_process, synced_gpus=synced, router=router)
     pairs = list(zip(mine, texts))
     by_index = dict(gather_object(pairs) if world > 1 else pairs)
     return [by_index[i] for i in range(len(examples))]
@@ -46,20 +45,19 @@ def _generate_sharded(
 
 def evaluate_sets(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-    eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, step: int | None = None,
-    router_for: Callable[[TaskSpec], Router | None] | None = None,
-) -> dict[str, Any] | None:
+    eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, router_for: Callable[[TaskSpec], Router],
+    step: int | None = None,
+) -> Summary | None:
     """Score every task; the main process writes predictions and the report and returns the summary.
 
-    `router_for` gives a routed adapter the routing of each task (learned or zero-shot).
+    `router_for` gives the router of each task (routed adapters: learned or zero-shot).
     """
     results = []
     for eval_set in eval_sets:
         examples = eval_set.examples
         if spec.max_examples is not None:
             examples = examples.select(range(min(spec.max_examples, len(examples))))
-        route = router_for(eval_set.task) if router_for else None
-        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, route)
+        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, router_for(eval_set.task))
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
@@ -69,11 +67,7 @@ def evaluate_sets(
         _write_predictions(run, task, examples, predictions)
     if not accelerator.is_main_process:
         return None
-    summary = summarize(results)
-    if spec.metric_preset:
-        summary["metric_preset"] = spec.metric_preset
-    if step is not None:
-        summary["step"] = step
+    summary = summarize(results, metric_preset=spec.metric_preset, step=step)
     write_report(summary, run.root)
     return summary
 
@@ -89,7 +83,7 @@ def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, 
 
 
 def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None,
-                 metric_preset: str | None = None) -> dict[str, Any] | None:
+                 metric_preset: str | None = None) -> Summary | None:
     """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks).
 
     `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings.
@@ -102,9 +96,5 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)
-
-    def router_for(task: TaskSpec) -> Router | None:  # learned routings; the recipe's mode for held-out tasks
-        return predictor.router(task, recipe.eval.routing if task.held_out and recipe.adapter.routed else None)
-
     return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
-                         router_for=router_for)
+                         lambda task: predictor.router(task, None))

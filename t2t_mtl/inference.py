@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from t2t_mtl.adapters.base import Router
 from t2t_mtl.data import (
     Seq2SeqCollator,
     TokenizerSettings,
@@ -23,13 +23,10 @@ from t2t_mtl.data import (
     tokenize,
 )
 from t2t_mtl.errors import T2TError, closest
-from t2t_mtl.losses import mean_token_loss
-from t2t_mtl.modeling.adapters import load_trained
 from t2t_mtl.modeling.backbone import load_backbone
-from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting, average_routing, fit_routing
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
-from t2t_mtl.tasks.registry import load_task
+from t2t_mtl.tasks.registry import load_task, reopen
 from t2t_mtl.tasks.schema import TaskSpec, TemplateSpec
 from t2t_mtl.templates import literal_template
 
@@ -44,13 +41,14 @@ def generate(
     spec: EvalSpec,
     progress: bool = True,
     synced_gpus: bool = False,
-    route: Callable[[torch.Tensor], None] | None = None,
+    router: Router | None = None,
 ) -> list[str]:
     """Generate one text per example (`input_ids`, `task_id`), longest first, in input order.
 
-    `route` sets a routed adapter's routing from each batch's task ids; `synced_gpus`
+    `router` routes each batch's `generate` by its task ids (routed adapters); `synced_gpus`
     keeps ranks of a sharded model (ZeRO-3, FSDP) stepping together.
     """
+    router = router or Router()
     model.eval()
     device = next(model.parameters()).device
     collate = Seq2SeqCollator(pad_id=tokenizer.pad_token_id)
@@ -59,15 +57,14 @@ def generate(
     for start in tqdm(range(0, len(order), spec.batch_size), desc="generate", disable=not progress, leave=False):
         chunk = order[start : start + spec.batch_size]
         batch = collate([{"input_ids": examples[i]["input_ids"], "task_id": examples[i]["task_id"]} for i in chunk])
-        if route is not None:
-            route(batch["task_ids"])
-        generated = model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            num_beams=spec.num_beams,
-            max_new_tokens=spec.max_new_tokens,
-            synced_gpus=synced_gpus,
-        )
+        with router.applied(batch["task_ids"]):
+            generated = model.generate(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                num_beams=spec.num_beams,
+                max_new_tokens=spec.max_new_tokens,
+                synced_gpus=synced_gpus,
+            )
         for i, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
             outputs[i] = text.strip()
     return outputs
@@ -89,12 +86,9 @@ class Predictor:
         self.model = model
         self.tokenizer = tokenizer
         self.recipe = run.recipe()
-        self.task_table = {row["name"]: row for row in run.tasks()}
-        self.routing = None
-        if self.recipe.adapter.routed:
-            saved = run.embeddings_file
-            embeddings = load_file(str(saved))["embeddings"] if saved.is_file() else None
-            self.routing = TaskRouting(model, tokenizer, run.tasks(), embeddings)
+        table = run.tasks()
+        self.task_table = {row.name: row for row in table}
+        self.routing_plan = self.recipe.method.routing_plan(model, tokenizer, table, self.recipe.eval.routing, run.root)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
@@ -104,7 +98,7 @@ class Predictor:
         run.tasks()  # a missing or corrupt task table is named here, before the model loads
         weights = run.trained_weights()  # verified against its manifest
         backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
-        model = load_trained(backbone, recipe.adapter, weights)
+        model = recipe.method.load(backbone, recipe.adapter, weights)
         saved_tokenizer = (weights / "tokenizer_config.json").is_file()
         tokenizer = AutoTokenizer.from_pretrained(weights) if saved_tokenizer else backbone.tokenizer
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -120,58 +114,45 @@ class Predictor:
         if known is None:
             raise T2TError(f"task '{task}' is not in run {self.run.root}.{closest(str(task), self.task_table)} "
                            f"Its tasks: {', '.join(self.task_table)}; or pass a task file (.yaml).")
-        return load_task(known["file"]).model_copy(update={"name": known["name"], "held_out": known["held_out"]})
+        return reopen(known)
 
     def encode(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None, labelled: bool) -> datasets.Dataset:
         """Render and tokenize rows of a task as the run's settings dictate."""
         known = self.task_table.get(spec.name)
         settings = TokenizerSettings(self.tokenizer, self.recipe.model.max_source_length,
                                      self.recipe.model.max_target_length)
-        rendered = render_rows(spec, known["id"] if known else -1, datasets.Dataset.from_list(rows), seed=None,
+        rendered = render_rows(spec, known.id if known else -1, datasets.Dataset.from_list(rows), seed=None,
                                template_id=template, with_target=labelled, settings=settings)
         encoded = tokenize(rendered, settings)
         count_truncation(spec, encoded, settings)  # warns, naming the task, when an instance was cut
         return encoded
 
+    def labelled_batches(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None = None
+                         ) -> list[dict[str, torch.Tensor]]:
+        """Rows of a task as labelled training batches on the model's device (for fitting a routing)."""
+        encoded = list(self.encode(spec, rows, template, labelled=True)) if rows else []
+        collate = Seq2SeqCollator(pad_id=self.tokenizer.pad_token_id,
+                                  decoder_inputs=self.model.prepare_decoder_input_ids_from_labels)
+        device = next(self.model.parameters()).device
+        size = self.recipe.eval.batch_size
+        return [{k: v.to(device) for k, v in collate(encoded[start : start + size]).items()}
+                for start in range(0, len(encoded), size)]
+
     def router(self, spec: TaskSpec, routing: str | None, fit_rows: list[dict[str, Any]] | None = None,
-               fit_steps: int = 30, template: str | None = None, rows: list[dict[str, Any]] | None = None
-               ) -> Router | None:
-        """How a task is routed: learned when trained, else `routing` (default average); None for LoRA.
+               template: str | None = None, rows: list[dict[str, Any]] | None = None) -> Router:
+        """How a task is routed: learned when trained, else `routing` (default: the recipe's eval.routing).
 
         `similar` compares the task's instruction, rendered on its first row, with the trained tasks'.
         """
-        if self.routing is None:
-            if routing is not None:
-                raise T2TError(f"--routing applies to routed adapters; this run trained adapter.type: "
-                               f"{self.recipe.adapter.type}")
-            return None
-        trained = spec.name in self.task_table and not self.task_table[spec.name]["held_out"]
-        if routing is None and not trained:
-            logger.warning("%s was not trained in this run: routing it with 'average' (see --routing)", spec.name)
-            routing = "average"
-        if routing == "fit":
-            return self.fit_router(spec, fit_rows or [], fit_steps, template)[0]
         known = self.task_table.get(spec.name)
-        instruction = known["instruction"] if known and template is None else task_instruction(spec, rows or [], template)
-        return self.routing.router(spec.name, instruction, routing)
+        instruction = known.instruction if known and template is None else task_instruction(spec, rows or [], template)
+        return self.routing_plan.router(spec.name, instruction, routing,
+                                   fit=lambda: self.labelled_batches(spec, fit_rows or [], template))
 
     def fit_router(self, spec: TaskSpec, rows: list[dict[str, Any]], steps: int = 30, template: str | None = None
                    ) -> tuple[Router, list[float]]:
         """MHR-z: fit an unseen task's routing on labelled rows; returns its router and per-step losses."""
-        if not rows:
-            raise T2TError("routing 'fit' needs labelled rows of the task (--fit-data FILE.jsonl)")
-        encoded = self.encode(spec, rows, template, labelled=True)
-        collate = Seq2SeqCollator(pad_id=self.tokenizer.pad_token_id)
-        device = next(self.model.parameters()).device
-        base = self.model.get_base_model()
-        batches = []
-        for start in range(0, len(encoded), self.recipe.eval.batch_size):
-            batch = collate(list(encoded.select(range(start, min(start + self.recipe.eval.batch_size, len(encoded))))))
-            batch["decoder_input_ids"] = base.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-            batches.append({k: v.to(device) for k, v in batch.items()})
-        start_weights = average_routing(self.model, self.routing.trained)
-        weights, losses = fit_routing(self.model, batches, mean_token_loss, start_weights, steps, lr=0.1)
-        return Router(self.model, weights=weights), losses
+        return self.routing_plan.fit(self.labelled_batches(spec, rows, template), steps)
 
     def predict(
         self,
@@ -193,6 +174,6 @@ class Predictor:
         changed = self.run.changed_templates(spec)
         if changed:
             logger.warning("%s: templates %s changed since run %s was trained", spec.where, changed, self.run.root)
-        route = self.router(spec, routing, fit_rows, template=template, rows=rows)
+        router = self.router(spec, routing, fit_rows, template=template, rows=rows)
         encoded = self.encode(spec, rows, template, labelled=False)
-        return generate(self.model, self.tokenizer, list(encoded), self.recipe.eval, progress, route=route)
+        return generate(self.model, self.tokenizer, list(encoded), self.recipe.eval, progress, router=router)

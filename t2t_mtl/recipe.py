@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, create_model, field_validator, model_validator
 
 from t2t_mtl import safe_yaml
+from t2t_mtl.adapters.base import AdapterMethod, AdapterSettings
+from t2t_mtl.adapters.lora.settings import LoraSettings
+from t2t_mtl.adapters.registry import method_for, settings_class
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.metrics import PRESETS
 from t2t_mtl.textfiles import read_text
-from t2t_mtl.validation import describe_validation_error
+from t2t_mtl.validation import Strict, describe_validation_error
 
 GLOB_CHARS = "*?["
-
-
-class Strict(BaseModel):
-    """Base for recipe sections: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ModelSpec(Strict):
@@ -31,50 +29,6 @@ class ModelSpec(Strict):
     max_target_length: int = Field(default=64, gt=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     gradient_checkpointing: bool = False
-
-
-ROUTED = ("poly", "mhr", "cpoly")
-
-
-class AdapterSpec(Strict):
-    """What is trained: LoRA, routed LoRA skills (Poly, MHR, C-Poly), or every weight (`full`).
-
-    For routed types `rank` is the rank of each skill; `n_splits` > 1 routes per head (MHR);
-    `n_exclusive_skills` gives each task skills of its own beside the shared ones (C-Poly).
-    """
-
-    type: Literal["lora", "poly", "mhr", "cpoly", "full"] = "lora"
-    rank: int = Field(default=16, gt=0)
-    alpha: float = Field(default=32.0, gt=0)
-    dropout: float = Field(default=0.05, ge=0, lt=1)
-    targets: Literal["all-linear"] | list[str] = "all-linear"
-    n_skills: int = Field(default=4, gt=0)
-    n_splits: int | None = Field(default=None, gt=0)
-    n_exclusive_skills: int | None = Field(default=None, ge=0)
-    routing_lr: float | None = Field(default=None, gt=0)
-    routing_temperature: float = Field(default=1.0, gt=0)
-    sample_routing: bool = True
-
-    @model_validator(mode="after")
-    def _routed_defaults(self) -> AdapterSpec:
-        if self.n_splits is None:
-            self.n_splits = 8 if self.type == "mhr" else 1
-        if self.n_exclusive_skills is None:
-            self.n_exclusive_skills = 1 if self.type == "cpoly" else 0
-        if self.type == "mhr" and self.n_splits < 2:
-            raise ValueError("adapter.type mhr routes per head: n_splits must be at least 2")
-        if self.type in ("poly", "cpoly") and self.n_splits != 1:
-            raise ValueError(f"adapter.type {self.type} has one routing per layer: use type mhr for n_splits > 1")
-        if self.type == "cpoly" and self.n_exclusive_skills < 1:
-            raise ValueError("adapter.type cpoly needs n_exclusive_skills >= 1")
-        if self.type != "cpoly" and self.n_exclusive_skills:
-            raise ValueError("n_exclusive_skills is a C-Poly setting: use adapter.type cpoly")
-        return self
-
-    @property
-    def routed(self) -> bool:
-        """Whether tasks route over a skill inventory."""
-        return self.type in ROUTED
 
 
 class TaskEntry(Strict):
@@ -156,10 +110,10 @@ class EvalSpec(Strict):
 
 
 class Recipe(Strict):
-    """A whole experiment."""
+    """A whole experiment; `adapter` holds the settings of its method (see `t2t_mtl.adapters`)."""
 
     model: ModelSpec = Field(default_factory=ModelSpec)
-    adapter: AdapterSpec = Field(default_factory=AdapterSpec)
+    adapter: SerializeAsAny[AdapterSettings] = Field(default_factory=LoraSettings)
     tasks: list[TaskEntry] = Field(min_length=1)
     task_dirs: list[str] = Field(default_factory=lambda: ["instructions"])
     mixture: MixtureSpec = Field(default_factory=MixtureSpec)
@@ -174,6 +128,11 @@ class Recipe(Strict):
             data = dict(data)
             data["tasks"] = [{"name": t} if isinstance(t, str) else t for t in data["tasks"]]
         return data
+
+    @property
+    def method(self) -> AdapterMethod:
+        """The implementation of the recipe's adapter method (imported on first use)."""
+        return method_for(self.adapter.type)
 
     def to_yaml(self) -> str:
         """The resolved recipe as YAML, as written to the run folder."""
@@ -209,12 +168,25 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         raise T2TError(f"override '{override}': '{'.'.join(keys[:-1])}' is not a section")
 
 
+@cache
+def recipe_model(adapter_type: str) -> type[Recipe]:
+    """The Recipe model whose `adapter` is the settings of `adapter_type` (errors then name its keys)."""
+    settings = settings_class(adapter_type)
+    return create_model("Recipe", __base__=Recipe, adapter=(settings, Field(default_factory=settings)))
+
+
 def parse_recipe(raw: dict[str, Any], where: str) -> Recipe:
     """Validate a recipe mapping; errors name the key and suggest the closest valid one."""
+    adapter = raw.get("adapter")
+    adapter_type = adapter.get("type", "lora") if isinstance(adapter, dict) else "lora"
     try:
-        return Recipe.model_validate(raw)
+        model = recipe_model(str(adapter_type))
+    except T2TError as error:
+        raise T2TError(f"{where}:\n  {error}") from None
+    try:
+        return model.model_validate(raw)
     except ValidationError as error:
-        raise T2TError(describe_validation_error(error, where, Recipe)) from error
+        raise T2TError(describe_validation_error(error, where, model)) from error
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError
 from t2t_mtl.manifest import MANIFEST, CorruptManifest, damage, read_manifest, write_manifest
 from t2t_mtl.recipe import Recipe, parse_recipe
+from t2t_mtl.task_table import TaskRow
 from t2t_mtl.tasks.registry import SelectedTask
 from t2t_mtl.tasks.schema import TaskSpec
 from t2t_mtl.templates import template_hash
@@ -41,10 +43,10 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def task_table(selected: list[SelectedTask], instructions: list[str]) -> list[dict[str, Any]]:
+def task_table(selected: list[SelectedTask], instructions: list[str]) -> list[TaskRow]:
     """One row per task: name, id (its routing row), domain, held_out, instruction, file, data paths."""
-    return [{"name": s.spec.name, "id": i, "domain": s.spec.domain, "held_out": s.spec.held_out,
-             "instruction": instruction, "file": str(s.spec.file), "data": s.entry.data, "eval_data": s.entry.eval_data}
+    return [TaskRow(name=s.spec.name, id=i, domain=s.spec.domain, held_out=s.spec.held_out, instruction=instruction,
+                    file=str(s.spec.file), data=s.entry.data, eval_data=s.entry.eval_data)
             for i, (s, instruction) in enumerate(zip(selected, instructions, strict=True))]
 
 
@@ -112,7 +114,6 @@ class RunDir:
     checkpoints_dir = property(lambda self: self.root / "checkpoints")
     final_dir = property(lambda self: self.root / "final")
     predictions_dir = property(lambda self: self.root / "predictions")
-    embeddings_file = property(lambda self: self.root / "task_embeddings.safetensors")
     run_file = property(lambda self: self.root / "run.json")
     data_lock_file = property(lambda self: self.root / "data.lock.json")
 
@@ -131,15 +132,16 @@ class RunDir:
                            f"trained with: restore it from a backup or from the recipe you trained with.") from error
         return parse_recipe(raw, str(self.recipe_file))
 
-    def tasks(self) -> list[dict[str, Any]]:
-        """The task table: name, id, domain, held_out, instruction, file."""
-        table = read_json(self.tasks_file, f"Training writes it when it starts: resume the run to write it again "
-                                           f"(t2t-mtl train RECIPE output_dir={self.root} --resume).")
-        if not isinstance(table, list) or not all(isinstance(r, dict) and {"name", "id", "held_out"} <= set(r)
-                                                  for r in table):
-            raise T2TError(f"{self.tasks_file} is not a task table (a list of rows with name, id, held_out). Resume "
-                           f"the run to write it again (t2t-mtl train RECIPE output_dir={self.root} --resume).")
-        return table
+    def tasks(self) -> list[TaskRow]:
+        """The task table: name, id, domain, held_out, instruction, file, data paths."""
+        fix = f"Resume the run to write it again (t2t-mtl train RECIPE output_dir={self.root} --resume)."
+        table = read_json(self.tasks_file, f"Training writes it when it starts. {fix}")
+        try:
+            return TypeAdapter(list[TaskRow]).validate_python(table)
+        except ValidationError as error:
+            raise T2TError(f"{self.tasks_file} is not a task table (a list of rows with name, id, held_out; "
+                           f"{error.errors()[0]['msg']} at {'.'.join(map(str, error.errors()[0]['loc']))}). "
+                           f"{fix}") from error
 
     def has_progress(self) -> bool:
         """Whether the run got anywhere: a checkpoint folder or final weights.
@@ -236,10 +238,10 @@ class RunDir:
         old, new = defining_settings(self.recipe()), defining_settings(recipe)
         return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
-    def write_task_table(self, table: list[dict[str, Any]], selected: list[SelectedTask],
+    def write_task_table(self, table: list[TaskRow], selected: list[SelectedTask],
                          data: dict[str, dict[str, Any]] | None = None) -> None:
         """Record the task table, a lock of every template's text and (given) a lock of each task's data."""
-        self.tasks_file.write_text(json.dumps(table, indent=2), encoding="utf-8")
+        self.tasks_file.write_text(json.dumps([row.model_dump() for row in table], indent=2), encoding="utf-8")
         lock = input_lock(selected)["templates"]
         self.lock_file.write_text(json.dumps(lock, indent=2, sort_keys=True), encoding="utf-8")
         if data is not None:

@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from t2t_mtl.evaluation.report import to_markdown
+from t2t_mtl.evaluation.report import Summary, to_markdown
 from t2t_mtl.run_dir import RunDir
 
 
@@ -80,15 +80,15 @@ class StepLog:
                                  step=step)
         self._reset()
 
-    def evaluation(self, step: int, summary: dict[str, Any] | None) -> None:
+    def evaluation(self, step: int, summary: Summary | None) -> None:
         """Record an evaluation summary (main process only has one)."""
         if summary is None:
             return
-        averages = summary["averages"]
-        flat = {f"eval/{name}": group["score"] for name, group in averages.items() if name != "by_domain"}
-        flat.update({f"eval/domain/{name}": group["score"] for name, group in averages["by_domain"].items()})
+        averages = summary.averages
+        flat = {f"eval/{name}": group.score for name, group in averages.groups().items()}
+        flat.update({f"eval/domain/{name}": group.score for name, group in averages.by_domain.items()})
         self.accelerator.log(flat, step=step)
-        self._write({"step": step, "eval": averages})
+        self._write({"step": step, "eval": averages.to_dict()})
         self.bar.write("\n" + to_markdown(summary))
 
     def _write(self, record: dict[str, Any]) -> None:

@@ -12,8 +12,6 @@ import yaml
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import check_metrics
-from t2t_mtl.evaluation.parsers import get_parser
-from t2t_mtl.normalize import normalize_text
 from t2t_mtl.roundtrip import round_trip_problems
 from t2t_mtl.tasks.registry import TaskRegistry, resolve_folders
 from t2t_mtl.tasks.schema import TaskSpec
@@ -80,9 +78,8 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     except T2TError as error:
         problems.append(str(error))
     templates = compile_templates(task)
-    parser = get_parser(task.output)
     space = task.label_space()
-    allowed = {normalize_text(label) for label in space} if space else None
+    check = task.label_check()
     used = set().union(*(t.variables() for t in templates.values()))
     unused = sorted(set(task.columns) - used)
     if unused:
@@ -107,8 +104,8 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
                 break
             if not example.target:
                 problems.append(f"{where}: empty target")
-            if allowed is not None:
-                outside = parser.labels_of(parser.parse(example.target)) - allowed
+            if check is not None:
+                outside = check.outside(example.target)
                 if outside:
                     problems.append(f"{where}: target labels {sorted(outside)} are outside the label space")
             problems += [f"{where}: {problem}" for problem in round_trip_problems(task, template.spec, fields)]

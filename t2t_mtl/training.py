@@ -17,18 +17,17 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
-from safetensors.torch import save_file
 from torch import nn
 from transformers import PretrainedConfig, get_scheduler
 
+from t2t_mtl.adapters.base import Router
 from t2t_mtl.checkpoints import Checkpointer
 from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.report import Summary
 from t2t_mtl.evaluator import evaluate_sets
 from t2t_mtl.losses import token_loss_sum
-from t2t_mtl.modeling.adapters import apply_adapter, save_trained
 from t2t_mtl.modeling.backbone import load_backbone
-from t2t_mtl.modeling.routed.zero_shot import Router, TaskRouting
 from t2t_mtl.plan import make_plan, print_mixture
 from t2t_mtl.recipe import ModelSpec, Recipe
 from t2t_mtl.run_dir import COMPLETE, RunDir, input_lock, task_table
@@ -197,13 +196,15 @@ class Trainer:
             self.data = build_task_data(selected, settings, recipe)
         self.plan, mixture = make_plan(self.data, recipe, self.accelerator.num_processes)
         self.table = task_table(self.data.selected, self.data.instructions)
+        self.method = recipe.method
         self._deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
         self.model, self.optimizer, self.scheduler = self._prepare()  # builds the adapter: bad targets fail here
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        self.routing = TaskRouting(unwrapped, self.backbone.tokenizer, self.table) \
-            if recipe.adapter.routed else None
-        self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id)
-        self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last)
+        self.routing_plan = self.method.routing_plan(self.accelerator.unwrap_model(self.model), self.backbone.tokenizer,
+                                                self.table, recipe.eval.routing)
+        self.train_router = self.routing_plan.learned()
+        self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id,
+                                       decoder_inputs=self.backbone.model.prepare_decoder_input_ids_from_labels)
+        self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last, self.method)
         inputs = input_lock(self.data.selected, self.data.fingerprints)  # checked against the checkpoint's
         self.start_step = self.checkpointer.restore(inputs, allow_changed) if self.resume else 0
         self.skipped = 0  # non-finite steps skipped since this start (train.skip_nonfinite)
@@ -225,14 +226,10 @@ class Trainer:
     def _prepare(self) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
         train = self.recipe.train
         adapter = self.recipe.adapter
-        model = apply_adapter(self.backbone, adapter, n_tasks=len(self.data.tasks))
+        model = self.method.build(self.backbone, adapter, n_tasks=len(self.data.tasks))
         if self.recipe.model.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        routing = [p for n, p in trained if "lora_routing" in n]
-        groups = [{"params": [p for n, p in trained if "lora_routing" not in n]}]
-        if routing:  # routing logits learn at their own (usually much larger) rate, without decay
-            groups.append({"params": routing, "lr": adapter.routing_lr or 10 * train.lr, "weight_decay": 0.0})
+        groups = self.method.param_groups(model, adapter, train.lr)
         # The fused kernel (CPU and CUDA) updates all tensors in one pass, as HF Trainer's default does.
         optimizer = torch.optim.AdamW(groups, lr=train.lr, weight_decay=train.weight_decay, fused=True)
         scheduler = get_scheduler(train.scheduler, optimizer, train.warmup, self.plan.steps)
@@ -248,11 +245,8 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------
     def _batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = self.collate([self.data.train_sets[int(t)][int(e)] for t, e in rows])
-        if self.routing is not None:  # task ids are checked on the host, before the batch moves
-            self.routing.model.routing.set_tasks(batch["task_ids"])
-        batch["decoder_input_ids"] = self.backbone.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-        return {k: v.to(self.accelerator.device) for k, v in batch.items()}
+        """The padded micro-batch of `rows` (task, example), on the host."""
+        return self.collate([self.data.train_sets[int(t)][int(e)] for t, e in rows])
 
     def train_step(self, step: int) -> StepResult:
         """One optimizer step over this rank's micro-batches.
@@ -285,7 +279,9 @@ class Trainer:
             examples += len(rows)
             last = k == len(micro) - 1
             no_sync = contextlib.nullcontext() if last or deepspeed else self.accelerator.no_sync(self.model)
-            with no_sync:
+            # The routing (task ids checked on the host) holds for this forward and its backward.
+            with no_sync, self.train_router.applied(batch["task_ids"]):
+                batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
                 with self.accelerator.autocast():
                     summed = token_loss_sum(self.model, batch, self.head)
                 # DeepSpeed divides by its accumulation steps itself; undo that to keep the global-token mean.
@@ -348,28 +344,24 @@ class Trainer:
                 f"or skip rare bad batches with train.skip_nonfinite=K")
 
     # -- the run -----------------------------------------------------------------------
-    def _router_for(self, task: TaskSpec) -> Router | None:
-        """Learned routing for trained tasks, the recipe's zero-shot mode for held-out ones."""
-        if self.routing is None:
-            return None
-        mode = self.recipe.eval.routing if task.held_out else None
-        instruction = next(row["instruction"] for row in self.table if row["name"] == task.name)
-        return self.routing.router(task.name, instruction, mode)
+    def _router_for(self, task: TaskSpec) -> Router:
+        """The router of a task in evaluation: learned when trained, the recipe's eval.routing when held out."""
+        instruction = next(row.instruction for row in self.table if row.name == task.name)
+        return self.routing_plan.router(task.name, instruction)
 
-    def evaluate(self, step: int | None) -> dict[str, Any] | None:
+    def evaluate(self, step: int | None) -> Summary | None:
         """Evaluate every evaluation set; returns the summary on the main process."""
         return evaluate_sets(self.accelerator, self.model, self.backbone.tokenizer, self.data.eval_sets,
-                             self.recipe.eval, self.run, step, router_for=self._router_for)
+                             self.recipe.eval, self.run, self._router_for, step)
 
     def save_final(self) -> None:
         """The trained weights and tokenizer in final/, marked complete."""
         weights = self.accelerator.get_state_dict(self.model) if self._sharded() else None
         if self.main:
             final = self.run.fresh_final()
-            save_trained(self.accelerator.unwrap_model(self.model), final, state_dict=weights)
+            self.method.save(self.accelerator.unwrap_model(self.model), final, state_dict=weights)
             self.backbone.tokenizer.save_pretrained(final)
-            if self.routing is not None:
-                save_file({"embeddings": self.routing.embeddings.contiguous()}, str(self.run.embeddings_file))
+            self.routing_plan.save(self.run.root)
             self.run.write_manifest(final)
             (final / COMPLETE).touch()
         self.accelerator.wait_for_everyone()
@@ -377,7 +369,7 @@ class Trainer:
     def _sharded(self) -> bool:
         return self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
-    def fit(self) -> dict[str, Any] | None:
+    def fit(self) -> Summary | None:
         """Train to the end of the plan, then save and evaluate; returns the final summary.
 
         SIGTERM/SIGINT finish the current step, write a checkpoint and raise `Stopped`. A failure
@@ -436,7 +428,7 @@ class Trainer:
 
 
 def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False,
-          recipe_file: Path | None = None, allow_changed: bool = False) -> dict[str, Any] | None:
+          recipe_file: Path | None = None, allow_changed: bool = False) -> Summary | None:
     """Run a recipe from start (or the latest checkpoint) to its evaluated final weights.
 
     `train.resume: auto` resumes whenever the output folder already holds this run;

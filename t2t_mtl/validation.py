@@ -1,12 +1,19 @@
-"""Turn pydantic validation errors into messages that name the place and the fix."""
+"""The strict pydantic base, and validation errors turned into messages that name the place and the fix."""
 
 from __future__ import annotations
 
 from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from t2t_mtl.errors import closest
+
+
+class Strict(BaseModel):
+    """Base for schema objects (recipe sections, task files): unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 # What Hugging Face TrainingArguments, PEFT's LoraConfig and seq2seq scripts call our keys.
 KEY_ALIASES = {

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.evaluation import TaskResult, read_report, summarize, to_markdown, write_report
+from t2t_mtl.evaluation import Summary, TaskResult, read_report, summarize, to_markdown, write_report
+from t2t_mtl.evaluation.report import Average, Averages
 
 RESULTS = [
     TaskResult("ie/ner", "ie", False, 50, {"span_f1": 80.0, "span_f1/precision": 90.0}, "span_f1"),
@@ -15,8 +16,14 @@ RESULTS = [
 
 
 def test_summary_averages() -> None:
-    averages = summarize(RESULTS)["averages"]
-    assert averages == {
+    averages = summarize(RESULTS).averages
+    assert averages == Averages(
+        by_domain={"dialogue": Average(tasks=1, score=90.0), "ie": Average(tasks=2, score=60.0)},
+        seen=Average(tasks=2, score=85.0),
+        held_out=Average(tasks=1, score=40.0),
+        overall=Average(tasks=3, score=70.0),
+    )
+    assert averages.to_dict() == {
         "by_domain": {"dialogue": {"tasks": 1, "score": 90.0}, "ie": {"tasks": 2, "score": 60.0}},
         "seen": {"tasks": 2, "score": 85.0},
         "held_out": {"tasks": 1, "score": 40.0},
@@ -25,12 +32,25 @@ def test_summary_averages() -> None:
 
 
 def test_summary_leaves_out_empty_groups() -> None:
-    assert "held_out" not in summarize(RESULTS[:1])["averages"]
+    averages = summarize(RESULTS[:1]).averages
+    assert averages.held_out is None and "held_out" not in averages.to_dict()
 
 
 def test_summary_tasks() -> None:
-    first = summarize(RESULTS)["tasks"][0]
-    assert first["task"] == "ie/ner" and first["primary"] == "span_f1" and first["score"] == 80.0
+    first = summarize(RESULTS).tasks[0]
+    assert first.task == "ie/ner" and first.primary == "span_f1" and first.score == 80.0
+    assert summarize(RESULTS).to_dict()["tasks"][0] == {
+        "task": "ie/ner", "domain": "ie", "held_out": False, "examples": 50,
+        "scores": {"span_f1": 80.0, "span_f1/precision": 90.0}, "primary": "span_f1", "score": 80.0,
+    }
+
+
+def test_summary_preset_and_step_only_when_set() -> None:
+    assert list(summarize(RESULTS).to_dict()) == ["tasks", "averages"]
+    summary = summarize(RESULTS, metric_preset="ie_instructuie", step=7)
+    assert isinstance(summary, Summary)
+    assert summary.to_dict() == {**summarize(RESULTS).to_dict(), "metric_preset": "ie_instructuie", "step": 7}
+    assert "metric preset `ie_instructuie`" in to_markdown(summary)
 
 
 def test_primary_must_be_scored() -> None:
@@ -48,7 +68,7 @@ def test_markdown() -> None:
 
 
 def test_write_and_read(tmp_path: Path) -> None:
-    summary = summarize(RESULTS)
+    summary = summarize(RESULTS, metric_preset="ie_instructuie", step=7)
     out_dir = tmp_path / "run"
     write_report(summary, out_dir)
     assert (out_dir / "results.md").read_text() == to_markdown(summary)

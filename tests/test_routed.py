@@ -14,8 +14,15 @@ from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGenera
 from t2t_mtl.cli import main
 from t2t_mtl.errors import T2TError
 from t2t_mtl.inference import Predictor
-from t2t_mtl.modeling.routed import RoutedLoraConfig, build_routed_model, routed_layers
-from t2t_mtl.modeling.routed.model import task_weights
+from t2t_mtl.modeling.routed import (
+    RoutedLoraConfig,
+    Routing,
+    build_routed_model,
+    merge_routed,
+    routed_call,
+    routed_layers,
+    task_weights,
+)
 from t2t_mtl.run_dir import RunDir
 
 from conftest import colour_rows, make_recipe
@@ -66,8 +73,8 @@ def test_forward_equals_peft_poly(splits: int):
     tasks = torch.tensor([0, 2, 1, 1, 0])
     with torch.no_grad():
         expected = peft.base_model(input_ids=ids, decoder_input_ids=decoder, task_ids=tasks).logits
-        ours.routing.set_tasks(tasks)
-        got = ours(input_ids=ids, decoder_input_ids=decoder).logits
+        with routed_call(ours, Routing.tasks(tasks)):
+            got = ours(input_ids=ids, decoder_input_ids=decoder).logits
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
@@ -78,12 +85,12 @@ def test_beam_search_with_several_returns_routes_each_example(extra: dict):
     model.eval()
     ids, tasks = torch.randint(2, 100, (3, 6)), torch.tensor([2, 0, 1])
     settings = {"num_beams": 3, "num_return_sequences": 2, "max_new_tokens": 5, "do_sample": False}
-    model.routing.set_tasks(tasks)
-    together = model.generate(input_ids=ids, **settings)
+    with routed_call(model, Routing.tasks(tasks)):
+        together = model.generate(input_ids=ids, **settings)
     assert together.shape[0] == 6
     for row in range(3):
-        model.routing.set_tasks(tasks[row : row + 1])
-        alone = model.generate(input_ids=ids[row : row + 1], **settings)
+        with routed_call(model, Routing.tasks(tasks[row : row + 1])):
+            alone = model.generate(input_ids=ids[row : row + 1], **settings)
         assert torch.equal(alone, together[2 * row : 2 * row + 2, : alone.shape[1]])
 
 
@@ -94,9 +101,9 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         if checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         torch.manual_seed(1)  # the relaxed-Bernoulli routing sample is drawn once per forward
-        model.routing.set_tasks(torch.tensor([0, 1, 2, 1]))
         ids = torch.randint(2, 100, (4, 6))
-        model(input_ids=ids, labels=torch.randint(2, 100, (4, 3))).loss.backward()
+        with routed_call(model, Routing.tasks(torch.tensor([0, 1, 2, 1]))):  # the backward recomputes inside
+            model(input_ids=ids, labels=torch.randint(2, 100, (4, 3))).loss.backward()
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     plain, checkpointed = gradients(False), gradients(True)
@@ -105,10 +112,43 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-6)
 
 
+def test_routing_lives_for_one_call_only():
+    model = routed(tiny_t5(), n_exclusive_skills=1)
+    randomise_routing(model)
+    model.eval()
+    ids, decoder = torch.randint(2, 100, (2, 5)), torch.randint(2, 100, (2, 3))
+
+    def logits(routing: Routing) -> torch.Tensor:
+        with torch.no_grad(), routed_call(model, routing):
+            return model(input_ids=ids, decoder_input_ids=decoder).logits
+
+    with pytest.raises(T2TError, match="routed adapter called without a routing"):
+        model(input_ids=ids, decoder_input_ids=decoder)
+    first = logits(Routing.tasks(torch.tensor([0, 1])))
+    with pytest.raises(T2TError, match="without a routing"):  # nothing of the call before survives it
+        model(input_ids=ids, decoder_input_ids=decoder)
+    # Consecutive calls with other routings (other tasks, the same batch size; one fixed routing) see only their own.
+    second = logits(Routing.tasks(torch.tensor([2, 2])))
+    fixed = logits(Routing.fixed(task_weights(model)[2], task=2))
+    torch.testing.assert_close(fixed, second)
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(logits(Routing.tasks(torch.tensor([0, 1]))), first, rtol=0, atol=0)
+    with pytest.raises(ValueError), routed_call(model, Routing.tasks(torch.tensor([0, 1]))):
+        raise ValueError("a failing call")
+    with pytest.raises(T2TError, match="without a routing"):  # an error inside a call leaves no routing either
+        model(input_ids=ids, decoder_input_ids=decoder)
+    outer, inner = Routing.tasks(torch.tensor([0])), Routing.tasks(torch.tensor([1]))
+    with pytest.raises(T2TError, match="one routing per call"), routed_call(model, outer), routed_call(model, inner):
+        pass
+    with pytest.raises(T2TError, match="merging folds one routing"):
+        merge_routed(model, Routing.tasks(torch.tensor([0, 1])))
+
+
 def test_bad_routing_inputs():
     model = routed(tiny_t5())
-    with pytest.raises(T2TError, match="task id 3 is outside the routing table"):
-        model.routing.set_tasks(torch.tensor([0, 3]))
+    with pytest.raises(T2TError, match="task id 3 is outside the routing table"), \
+            routed_call(model, Routing.tasks(torch.tensor([0, 3]))):
+        pass
     with pytest.raises(T2TError, match=r"n_splits=3 does not divide the input size 32 of layer"):
         routed(tiny_t5(), n_splits=3)
 
@@ -187,9 +227,9 @@ def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_pa
     # All three run in float64: then they differ only by the fp32 rounding of the exported weights
     # (eps32 relative each), not by CPU- and thread-dependent fp32 sums over differently shaped GEMMs.
     model = predictor.model.double().eval()
-    with torch.no_grad():
-        model.routing.set_tasks(torch.tensor([1, 1, 1]))
+    with torch.no_grad(), routed_call(model, Routing.tasks(torch.tensor([1, 1, 1]))):
         expected = model(input_ids=ids, decoder_input_ids=decoder).logits
+    with torch.no_grad():
         merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").double().eval()
         torch.testing.assert_close(merged(input_ids=ids, decoder_input_ids=decoder).logits, expected,
                                    rtol=1e-4, atol=1e-4)
@@ -198,8 +238,9 @@ def test_merged_and_lora_exports_match_the_routed_model(routed_run: Path, tmp_pa
         torch.testing.assert_close(lora(input_ids=ids, decoder_input_ids=decoder).logits, expected,
                                    rtol=1e-4, atol=1e-4)
     settings = {"max_new_tokens": 6, "num_beams": 2}
-    model.routing.set_tasks(torch.tensor([1, 1, 1]))
-    assert torch.equal(merged.generate(input_ids=ids, **settings), model.generate(input_ids=ids, **settings))
+    with routed_call(model, Routing.tasks(torch.tensor([1, 1, 1]))):
+        routed_beams = model.generate(input_ids=ids, **settings)
+    assert torch.equal(merged.generate(input_ids=ids, **settings), routed_beams)
 
 
 def test_run_level_errors(routed_run: Path, tmp_path: Path, capsys):
@@ -213,12 +254,11 @@ def test_run_level_errors(routed_run: Path, tmp_path: Path, capsys):
     recipe = yaml.safe_load((routed_run / "recipe.yaml").read_text())
     other = tmp_path / "other_run"
     other.mkdir()
-    (other / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "adapter": {**recipe["adapter"], "type": "lora",
-                                                                            "n_exclusive_skills": 0}}))
+    (other / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "adapter": {"type": "lora", "rank": 4}}))
     (other / "tasks.json").write_text((routed_run / "tasks.json").read_text())
     shutil.copytree(routed_run / "final", other / "final")
     with pytest.raises(T2TError, match="final was written by another run"):
         Predictor.from_run(other)
-    (other / "final/manifest.json").unlink()  # as written before manifests: the adapter type still tells
-    with pytest.raises(T2TError, match="holds a routed adapter but the recipe says adapter.type: lora"):
+    (other / "final/manifest.json").unlink()  # as written before manifests: the adapter's shape still tells
+    with pytest.raises(T2TError, match="r: 12 saved, 4 from the recipe.*another run, recipe or adapter method"):
         Predictor.from_run(other)

@@ -22,6 +22,7 @@ from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.metrics import available_metrics
 from t2t_mtl.evaluation.parsers import get_parser
 from t2t_mtl.recipe import GLOB_CHARS, Recipe, TaskEntry
+from t2t_mtl.task_table import TaskRow
 from t2t_mtl.tasks.schema import TaskSpec, load_task_file
 from t2t_mtl.textfiles import read_text
 
@@ -244,14 +245,16 @@ def _instances(spec: TaskSpec, entry: TaskEntry) -> list[SelectedTask]:
                          entry.model_copy(update={"data": m})) for m in matches]
 
 
-def from_task_table(rows: list[dict], recipe: Recipe) -> list[SelectedTask]:
+def reopen(row: TaskRow) -> TaskSpec:
+    """A trained run's task as its task table recorded it: the task file, under the recorded name and held-out flag."""
+    return load_task(row.file).model_copy(update={"name": row.name, "held_out": row.held_out})
+
+
+def from_task_table(rows: list[TaskRow], recipe: Recipe) -> list[SelectedTask]:
     """A trained run's tasks as its task table recorded them (names, files, data, held-out)."""
-    selected = []
-    for row in rows:
-        spec = load_task(row["file"]).model_copy(update={"name": row["name"], "held_out": row["held_out"]})
-        entry = entry_for(recipe, row["name"]).model_copy(update={"data": row["data"], "eval_data": row["eval_data"]})
-        selected.append(SelectedTask(spec, entry))
-    return selected
+    return [SelectedTask(reopen(row), entry_for(recipe, row.name).model_copy(
+                update={"data": row.data, "eval_data": row.eval_data}))
+            for row in rows]
 
 
 def entry_for(recipe: Recipe, name: str) -> TaskEntry:

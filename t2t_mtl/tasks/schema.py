@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +20,22 @@ from pydantic import (
 
 from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.parsers import OutputParser, get_parser
+from t2t_mtl.normalize import normalize_text
 from t2t_mtl.textfiles import read_text
-from t2t_mtl.validation import describe_validation_error
+from t2t_mtl.validation import Strict, describe_validation_error
 
 
-class Strict(BaseModel):
-    """Base for schema objects: unknown keys are errors."""
+@dataclass(frozen=True)
+class LabelCheck:
+    """Checks targets against a label space; labels are compared normalised."""
 
-    model_config = ConfigDict(extra="forbid")
+    parser: OutputParser
+    allowed: frozenset[str]
+
+    def outside(self, target: str) -> set[str]:
+        """The labels `target` uses (as the task's output parser reads them) that are outside the label space."""
+        return self.parser.labels_of(self.parser.parse(target)) - self.allowed
 
 
 def _refuse_repeats(values: list[str], rule: str) -> None:
@@ -229,6 +238,13 @@ class TaskSpec(Strict):
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise T2TError(f"{self.where}: label file {path} must hold a JSON list of strings")
         return values
+
+    def label_check(self) -> LabelCheck | None:
+        """The check of targets against the label space; None when the task has no label space."""
+        space = self.label_space()
+        if space is None:
+            return None
+        return LabelCheck(get_parser(self.output), frozenset(normalize_text(label) for label in space))
 
 
 def load_task_file(path: str | Path) -> TaskSpec:

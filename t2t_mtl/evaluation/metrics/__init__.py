@@ -108,7 +108,9 @@ def compute_metrics(
         )
     if not references:
         raise T2TError("No examples to score: the predictions and references are empty.")
-    lists = [[refs] if isinstance(refs, str) else list(refs) for refs in references]
+    from t2t_mtl.evaluation.scoring import reference_lists  # imports `evaluate`: only when scoring
+
+    lists = reference_lists(references)
     empty = [i for i, refs in enumerate(lists) if not refs]
     if empty:
         raise T2TError(f"Examples {empty[:10]} have an empty list of references: give each at least one.")

@@ -2,8 +2,16 @@
 
 from t2t_mtl.modeling.routed.config import RoutedLoraConfig
 from t2t_mtl.modeling.routed.layer import RoutedLinear
-from t2t_mtl.modeling.routed.model import attach_routing, build_routed_model, load_routed_model, routed_layers
-from t2t_mtl.modeling.routed.routing import RoutingContext
+from t2t_mtl.modeling.routed.model import (
+    as_lora,
+    build_routed_model,
+    load_routed_model,
+    merge_routed,
+    routed_call,
+    routed_layers,
+    task_weights,
+)
+from t2t_mtl.modeling.routed.routing import Routing
 
-__all__ = ["RoutedLinear", "RoutedLoraConfig", "RoutingContext", "attach_routing", "build_routed_model",
-           "load_routed_model", "routed_layers"]
+__all__ = ["RoutedLinear", "RoutedLoraConfig", "Routing", "as_lora", "build_routed_model", "load_routed_model",
+           "merge_routed", "routed_call", "routed_layers", "task_weights"]

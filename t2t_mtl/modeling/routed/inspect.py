@@ -1,4 +1,4 @@
-"""`t2t-mtl routing RUN_DIR`: the task × skill routing of a routed run, as a table and a heatmap."""
+"""The task × skill routing of a routed model (`t2t-mtl routing RUN_DIR`), as a table and a heatmap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.modeling.routed.model import routed_layers, task_weights
-from t2t_mtl.run_dir import RunDir
+from t2t_mtl.task_table import TaskRow, trained_rows
 
 
 def _table(names: list[str], matrix: torch.Tensor, skill_names: list[str]) -> str:
@@ -36,17 +36,15 @@ def _heatmap(names: list[str], matrix: torch.Tensor, skill_names: list[str], pat
     plt.close(figure)
 
 
-def show_routing(model: torch.nn.Module, run: RunDir, per_layer: bool = False,
-                 image: Path | None = None) -> torch.Tensor:
-    """Print the trained tasks' mean routing over skills (and per layer) of `run`'s loaded `model`, write a heatmap.
+def show_routing(model: torch.nn.Module, table: list[TaskRow], image: Path, per_layer: bool = False) -> torch.Tensor:
+    """Print the trained tasks' mean routing over skills (and per layer) of a routed `model`, write a heatmap.
 
     Returns the (tasks, skills) mean routing.
     """
-    adapter = run.recipe().adapter
-    if not adapter.routed:
-        raise T2TError(f"{run.root} trained adapter.type: {adapter.type}, which has no routing")
-    rows = [row for row in run.tasks() if not row["held_out"]]
-    names, ids = [row["name"] for row in rows], [row["id"] for row in rows]
+    if not routed_layers(model):
+        raise T2TError("this model has no routing: its adapter has no routed layers")
+    rows = trained_rows(table)
+    names, ids = [row.name for row in rows], [row.id for row in rows]
     weights = task_weights(model)[ids]  # (tasks, layers, splits, skills)
     config = model.peft_config["default"]
     skill_names = [f"s{i}" for i in range(config.n_skills)] + [f"own{i}" for i in range(config.n_exclusive_skills)]
@@ -57,7 +55,6 @@ def show_routing(model: torch.nn.Module, run: RunDir, per_layer: bool = False,
         for index, layer in enumerate(routed_layers(model)):
             print(f"\n{layer_names[id(layer)]}")
             print(_table(names, weights[:, index].mean(dim=1), skill_names))
-    path = image or run.root / "plots" / "routing.png"
-    _heatmap(names, matrix, skill_names, path)
-    print(f"\nheatmap: {path}")
+    _heatmap(names, matrix, skill_names, image)
+    print(f"\nheatmap: {image}")
     return matrix

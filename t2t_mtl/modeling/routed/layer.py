@@ -43,7 +43,7 @@ class RoutedLinear(LoraLinear):
         self.n_splits: dict[str, int] = {}
         self.sample_routing: dict[str, bool] = {}
         self.routing_temperature: dict[str, float] = {}
-        self.routing_context = None  # set by attach_routing(): one context shared by all layers
+        self.routing_channel = None  # set by attach_routing(): one channel shared by all layers
         self.layer_index = -1
 
     def update_layer(self, adapter_name: str, r: int, lora_alpha: int, config: Any, **kwargs: Any) -> None:
@@ -83,7 +83,7 @@ class RoutedLinear(LoraLinear):
         return result
 
     def _routed_delta(self, x: torch.Tensor, adapter: str) -> torch.Tensor:
-        weights, task_ids = self.routing_context.for_layer(self.layer_index, x.shape[0])
+        weights, task_ids = self.routing_channel.for_layer(self.layer_index, x.shape[0])
         a, b = self.lora_A[adapter].weight, self.lora_B[adapter].weight
         rank, splits = self.skill_rank[adapter], self.n_splits[adapter]
         shared = a.shape[0] // rank
@@ -127,9 +127,12 @@ class RoutedLinear(LoraLinear):
             b_mix = b_mix + torch.einsum("e,oer->or", w[0, shared:], own_b)
         return b_mix, a_mix
 
-    def get_delta_weight(self, adapter: str) -> torch.Tensor:
-        """The weight update of the routing chosen for merging (see RoutingContext.merge_routing)."""
-        weights, task = self.routing_context.merge_routing(self.layer_index)
+    def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:
+        """The weight update (out × in) of one routing (splits, K), in the weights' dtype."""
         b_mix, a_mix = self.mixed_factors(adapter, weights, task)
-        delta = (b_mix @ a_mix) * self.scaling[adapter]
-        return delta.to(self.lora_B[adapter].weight.dtype)
+        return ((b_mix @ a_mix) * self.scaling[adapter]).to(self.lora_B[adapter].weight.dtype)
+
+    def get_delta_weight(self, adapter: str) -> torch.Tensor:
+        """PEFT's merge has no routing to fold in: routed adapters merge with `merge_routed(model, routing)`."""
+        raise T2TError("a routed adapter merges one routing: use t2t_mtl.modeling.routed.merge_routed(model, "
+                       "routing), not PEFT's merge_and_unload")

@@ -1,18 +1,21 @@
-"""Build, load and drive routed adapters on a PEFT model."""
+"""Build, load, route and merge routed adapters on a PEFT model."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
-from peft import PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import ModulesToSaveWrapper
 from transformers import PreTrainedModel
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.modeling.routed.config import RoutedLoraConfig
 from t2t_mtl.modeling.routed.layer import RoutedLinear
-from t2t_mtl.modeling.routed.routing import RoutingContext, skill_weights
+from t2t_mtl.modeling.routed.routing import Routing, RoutingChannel, channel_call, skill_weights
+
+ADAPTER = "default"
 
 
 def routed_layers(model: torch.nn.Module) -> list[RoutedLinear]:
@@ -20,18 +23,37 @@ def routed_layers(model: torch.nn.Module) -> list[RoutedLinear]:
     return [m for m in model.modules() if isinstance(m, RoutedLinear)]
 
 
-def attach_routing(model: PeftModel, adapter: str = "default") -> RoutingContext:
-    """Give every routed layer one shared routing context; returns it (also `model.routing`)."""
+def attach_routing(model: PeftModel) -> RoutingChannel:
+    """Give every routed layer of `model` one shared routing channel (empty until a `routed_call`)."""
     layers = routed_layers(model)
     if not layers:
         raise T2TError("the model has no routed layers")
-    config: RoutedLoraConfig = model.peft_config[adapter]
-    context = RoutingContext(layers, adapter, config.n_tasks)
+    config: RoutedLoraConfig = model.peft_config[ADAPTER]
+    channel = RoutingChannel(layers, ADAPTER, config.n_tasks)
     for index, layer in enumerate(layers):
-        layer.routing_context = context
+        layer.routing_channel = channel
         layer.layer_index = index
-    model.routing = context
-    return context
+    return channel
+
+
+def routing_channel(model: torch.nn.Module) -> RoutingChannel:
+    """The routing channel of a routed model (or of a wrapper around one, such as DDP)."""
+    layer = next((m for m in model.modules() if isinstance(m, RoutedLinear)), None)
+    if layer is None or layer.routing_channel is None:
+        raise T2TError("the model has no routed layers")
+    return layer.routing_channel
+
+
+@contextmanager
+def routed_call(model: torch.nn.Module, routing: Routing) -> Iterator[None]:
+    """Route one forward (and its backward) or one `generate` of `model` with `routing`.
+
+    Every layer's weights are computed once, on entry (outside any checkpointed region, so
+    gradient checkpointing recomputes layers with the same routing while the backward runs
+    inside); on exit the model holds no routing, and a routed forward outside raises.
+    """
+    with channel_call(routing_channel(model), routing):
+        yield
 
 
 def build_routed_model(model: PreTrainedModel, config: RoutedLoraConfig) -> PeftModel:
@@ -41,24 +63,62 @@ def build_routed_model(model: PreTrainedModel, config: RoutedLoraConfig) -> Peft
     return peft_model
 
 
-def load_routed_config(folder: Path) -> RoutedLoraConfig:
-    """Read a saved routed adapter's config (adapter_config.json)."""
-    raw = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    if "n_skills" not in raw:
-        raise T2TError(f"{folder} holds a plain LoRA adapter, not a routed one (no n_skills in adapter_config.json)")
-    fields = RoutedLoraConfig.__dataclass_fields__
-    return RoutedLoraConfig(**{k: v for k, v in raw.items() if k in fields and fields[k].init})
-
-
-def load_routed_model(model: PreTrainedModel, folder: Path) -> PeftModel:
+def load_routed_model(model: PreTrainedModel, folder, config: RoutedLoraConfig) -> PeftModel:
     """Load a routed adapter saved with `save_pretrained` onto its base model."""
-    peft_model = PeftModel.from_pretrained(model, folder, config=load_routed_config(folder))
+    peft_model = PeftModel.from_pretrained(model, folder, config=config)
     attach_routing(peft_model)
     return peft_model
 
 
-def task_weights(model: PeftModel) -> torch.Tensor:
+def task_weights(model: torch.nn.Module) -> torch.Tensor:
     """Every task's routing in eval mode: (tasks, layers, splits, skills), normalised."""
     with torch.no_grad():
-        logits = model.routing.logits().float()  # (layers, tasks, splits, skills)
+        logits = routing_channel(model).logits().float()  # (layers, tasks, splits, skills)
         return skill_weights(logits, sample=False, temperature=1.0).transpose(0, 1)
+
+
+def one_routing(model: torch.nn.Module, routing: Routing) -> tuple[torch.Tensor, int | None]:
+    """The single routing of `routing` (weights (layers, splits, skills), task of its exclusive skills or None).
+
+    `Routing.fixed(...)` is one routing; `Routing.tasks(ids)` is one when all ids are the same task.
+    """
+    if routing.weights is not None:
+        return routing.weights, routing.task
+    ids = sorted({int(i) for i in routing.task_ids.tolist()}) if routing.task_ids is not None else []
+    if len(ids) != 1:
+        raise T2TError(f"merging folds one routing into the weights: give one task, not task ids {ids}")
+    return task_weights(model)[ids[0]], ids[0]
+
+
+def merge_routed(model: PeftModel, routing: Routing) -> PreTrainedModel:
+    """The base model with one routing of the skills folded into its weights (the adapter removed)."""
+    weights, task = one_routing(model, routing)
+    with torch.no_grad():
+        for index, layer in enumerate(routed_layers(model)):
+            base = layer.get_base_layer().weight
+            base.add_(layer.routed_delta_weight(ADAPTER, weights[index], task).to(base.dtype))
+    return model.unload()
+
+
+def as_lora(model: PeftModel, routing: Routing) -> PeftModel:
+    """A plain PEFT LoRA model (rank = skill rank) holding one routing's mix of the skills.
+
+    The routed model is consumed: its base weights become the LoRA model's base.
+    """
+    weights, task = one_routing(model, routing)
+    routed_config: RoutedLoraConfig = model.peft_config[ADAPTER]
+    names = {id(m): n for n, m in model.named_modules()}
+    with torch.no_grad():
+        factors = {names[id(layer)]: layer.mixed_factors(ADAPTER, weights[index], task)
+                   for index, layer in enumerate(routed_layers(model))}
+    config = LoraConfig(r=routed_config.skill_rank, lora_alpha=routed_config.lora_alpha, lora_dropout=0.0,
+                        target_modules=routed_config.target_modules, modules_to_save=routed_config.modules_to_save,
+                        task_type="SEQ_2_SEQ_LM")
+    plain = get_peft_model(model.unload(), config)
+    with torch.no_grad():
+        for name, target in plain.named_modules():
+            if name in factors and not isinstance(target, ModulesToSaveWrapper):
+                b_mix, a_mix = factors[name]
+                target.lora_A[ADAPTER].weight.copy_(a_mix)
+                target.lora_B[ADAPTER].weight.copy_(b_mix)
+    return plain

@@ -1,0 +1,1 @@
+"""LoRA (PEFT) on the backbone's block linears."""
