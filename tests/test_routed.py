@@ -111,6 +111,14 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-6)
 
+    model = routed(tiny_t5(), n_splits=2)  # a backward left outside the call cannot recompute silently
+    model.train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    with routed_call(model, Routing.tasks(torch.tensor([0, 1]))):
+        loss = model(input_ids=torch.randint(2, 100, (2, 6)), labels=torch.randint(2, 100, (2, 3))).loss
+    with pytest.raises(T2TError, match="called without a routing"):
+        loss.backward()
+
 
 def test_routing_lives_for_one_call_only():
     model = routed(tiny_t5(), n_exclusive_skills=1)

@@ -104,4 +104,6 @@ class AdapterMethod(ABC):
 
     def export(self, model: nn.Module, routing: Routing | None, merge: bool) -> nn.Module:
         """The model to save for serving: merged plain weights (`merge`) or an adapter, for one routing."""
+        if merge:
+            raise T2TError(f"adapter.type {self.name} has no merged export: export it without --merge")
         return model

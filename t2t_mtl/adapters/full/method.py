@@ -11,6 +11,7 @@ from transformers import AutoModelForSeq2SeqLM
 from t2t_mtl.adapters.base import AdapterMethod, AdapterSettings
 from t2t_mtl.adapters.saved import reading_weights, refuse_unexpected
 from t2t_mtl.modeling.backbone import Backbone
+from t2t_mtl.modeling.routed.routing import Routing
 
 
 class FullMethod(AdapterMethod):
@@ -29,3 +30,7 @@ class FullMethod(AdapterMethod):
             weights = load_file(folder / "model.safetensors", device=str(next(model.parameters()).device))
             unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
         refuse_unexpected(folder, unexpected)
+
+    def export(self, model: nn.Module, routing: Routing | None, merge: bool) -> nn.Module:
+        """The trained model itself: its weights are plain already, merged or not."""
+        return model
