@@ -8,9 +8,7 @@ cut the input and output features into Q blocks; w (batch, Q, K) are the routing
     B_mix(b) = per split q: Σ_k w[b,q,k] B_k[block q, :]      (out × rank r)
     Δy = scale · B_mix(b) A_mix(b) x                           (as PEFT's Poly computes)
 
-The mixing is linear, so instead of materialising A_mix/B_mix per example the layer runs
-one GEMM against the concatenated skills, mixes the small rank-space result with w, and
-one GEMM back: x·Σ w A = Σ w (x·A), and Σ w (z·B) = [w_1 z, …, w_K z]·[B_1; …; B_K].
+Each call picks the cheapest exact way to compute it from its shapes (`formulations.py`).
 """
 
 from __future__ import annotations
@@ -18,11 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from peft.tuners.lora.layer import Linear as LoraLinear
 from torch import nn
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.modeling.routed.formulations import apply_factors, choose, concat_delta, mix_factors
+from t2t_mtl.modeling.routed.routing import LayerRouting
 
 
 class RoutedLinear(LoraLinear):
@@ -83,49 +82,60 @@ class RoutedLinear(LoraLinear):
         return result
 
     def _routed_delta(self, x: torch.Tensor, adapter: str) -> torch.Tensor:
-        weights, task_ids = self.routing_channel.for_layer(self.layer_index, x.shape[0])
-        a, b = self.lora_A[adapter].weight, self.lora_B[adapter].weight
-        rank, splits = self.skill_rank[adapter], self.n_splits[adapter]
-        shared = a.shape[0] // rank
+        call = self.routing_channel.call()
         shape = x.shape
-        h = self.lora_dropout[adapter](x).to(a.dtype).reshape(shape[0], -1, shape[-1])  # (B, L, in)
-        w = weights.to(a.dtype)
-        if splits == 1:
-            u = F.linear(h, a).unflatten(-1, (1, shared, rank))  # (B, L, 1, S, r)
-        else:
-            u = torch.einsum("blqd,srqd->blqsr", h.unflatten(-1, (splits, -1)), a.view(shared, rank, splits, -1))
-        exclusive = self.lora_exclusive_A.get(adapter) if task_ids is not None else None
-        if exclusive is not None:
-            u_own = torch.bmm(h, exclusive[task_ids].transpose(1, 2)).unflatten(-1, (1, -1, rank))
-            u = torch.cat([u, u_own], dim=3)
-        else:
-            w = w[..., :shared]
-        z = torch.einsum("blqkr,bqk->blr", u, w)  # rank-space mix, shared over splits
-        mixed = torch.einsum("blr,bqk->blqkr", z, w)  # (B, L, Q, K, r)
-        if splits == 1:
-            out = F.linear(mixed[:, :, 0, :shared].flatten(2), b)
-        else:
-            out = torch.einsum("blqsr,qosr->blqo", mixed, b.view(splits, -1, shared, rank)).flatten(2)
-        if exclusive is not None:
-            own_b = self.lora_exclusive_B[adapter][task_ids]  # (B, out, E·r)
-            out = out + torch.bmm(mixed[:, :, 0, shared:].flatten(2), own_b.transpose(1, 2))
+        dtype = self.lora_A[adapter].weight.dtype
+        h = self.lora_dropout[adapter](x).to(dtype).reshape(shape[0], -1, shape[-1])  # (B, L, in)
+        route = call.layer(self.layer_index, shape[0])
+        grad = torch.is_grad_enabled()
+        rows = route.weights.shape[0]
+        formulation = call.formulation or choose(shape[0], h.shape[1], rows, route.weights.shape[-1], grad)
+        if formulation == "concat":
+            out = self._concat(h, adapter, route.per_example(shape[0]))
+        elif grad:
+            out = apply_factors(h, *self._factors(adapter, route, formulation, shape[0]))
+        else:  # kept for the whole call: every decoding step and beam reuses them
+            key = (self.layer_index, formulation, shape[0])
+            if key not in call.kept:
+                call.kept[key] = self._factors(adapter, route, formulation, shape[0])
+            out = apply_factors(h, *call.kept[key])
         return (out * self.scaling[adapter]).reshape(*shape[:-1], -1)
+
+    def _own_skills(self, adapter: str, row_tasks: torch.Tensor | None
+                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The exclusive skills (A, B) of each row's task (C-Poly), or (None, None)."""
+        if row_tasks is None or adapter not in self.lora_exclusive_A:
+            return None, None
+        return self.lora_exclusive_A[adapter][row_tasks], self.lora_exclusive_B[adapter][row_tasks]
+
+    def _concat(self, h: torch.Tensor, adapter: str, route: LayerRouting) -> torch.Tensor:
+        own_a, own_b = self._own_skills(adapter, route.row_tasks)
+        return concat_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
+                            self.skill_rank[adapter], self.n_splits[adapter], own_a, own_b)
+
+    def _factors(self, adapter: str, route: LayerRouting, formulation: str, batch: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed factors for a batch: one pair serving all, or one per example (mixed per example, or gathered)."""
+        if formulation == "per_example":
+            route = route.per_example(batch)
+        own_a, own_b = self._own_skills(adapter, route.row_tasks)
+        a_mix, b_mix = mix_factors(self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
+                                   self.skill_rank[adapter], self.n_splits[adapter], own_a, own_b)
+        if route.rows is None or a_mix.shape[0] == 1:
+            return a_mix, b_mix
+        return a_mix[route.rows], b_mix[route.rows]
 
     # -- merging -----------------------------------------------------------------------------
     def mixed_factors(self, adapter: str, weights: torch.Tensor, task: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B_mix (out × r), A_mix (r × in)) of one routing (splits, K); exclusive skills of `task` if given."""
+        """(B_mix (out × r), A_mix (r × in)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
         a, b = self.lora_A[adapter].weight.float(), self.lora_B[adapter].weight.float()
-        rank, splits = self.skill_rank[adapter], self.n_splits[adapter]
-        shared = a.shape[0] // rank
-        w = weights.float()
-        a_mix = torch.einsum("qs,srqd->rqd", w[:, :shared], a.view(shared, rank, splits, -1)).flatten(1)
-        b_mix = torch.einsum("qs,qosr->qor", w[:, :shared], b.view(splits, -1, shared, rank)).flatten(0, 1)
+        own_a = own_b = None
         if task is not None and adapter in self.lora_exclusive_A:
-            own_a = self.lora_exclusive_A[adapter][task].float().view(-1, rank, a.shape[1])
-            own_b = self.lora_exclusive_B[adapter][task].float().view(b.shape[0], -1, rank)
-            a_mix = a_mix + torch.einsum("e,erd->rd", w[0, shared:], own_a)
-            b_mix = b_mix + torch.einsum("e,oer->or", w[0, shared:], own_b)
-        return b_mix, a_mix
+            own_a = self.lora_exclusive_A[adapter][task][None].float()
+            own_b = self.lora_exclusive_B[adapter][task][None].float()
+        a_mix, b_mix = mix_factors(a, b, weights[None].float(), self.skill_rank[adapter], self.n_splits[adapter],
+                                   own_a, own_b)
+        return b_mix[0], a_mix[0]
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:
         """The weight update (out × in) of one routing (splits, K), in the weights' dtype."""

@@ -10,6 +10,7 @@ import torch
 from torch.distributions import RelaxedBernoulli
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.modeling.routed.formulations import FORMULATIONS
 
 EPS = 1e-12
 NO_ROUTING = ("routed adapter called without a routing: run the forward (and, with gradient checkpointing, its "
@@ -36,50 +37,88 @@ class Routing:
     `Routing.tasks(ids)`: each example by its task's learned logits (a relaxed-Bernoulli draw
     in training when the adapter samples). `Routing.fixed(weights, task)`: every example with
     one routing (layers, splits, skills); `task` names the task whose exclusive skills (C-Poly)
-    the weights cover beyond the shared ones.
+    the weights cover beyond the shared ones. `formulation` forces one of
+    `formulations.FORMULATIONS` (for benchmarks); by default each layer picks the cheapest.
     """
 
     task_ids: torch.Tensor | None = None
     weights: torch.Tensor | None = None
     task: int | None = None
+    formulation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.formulation is not None and self.formulation not in FORMULATIONS:
+            raise T2TError(f"unknown routed formulation '{self.formulation}'; one of {', '.join(FORMULATIONS)}")
 
     @classmethod
-    def tasks(cls, task_ids: torch.Tensor) -> Routing:
+    def tasks(cls, task_ids: torch.Tensor, formulation: str | None = None) -> Routing:
         """Route each example by its own task id."""
-        return cls(task_ids=task_ids)
+        return cls(task_ids=task_ids, formulation=formulation)
 
     @classmethod
-    def fixed(cls, weights: torch.Tensor, task: int | None = None) -> Routing:
+    def fixed(cls, weights: torch.Tensor, task: int | None = None, formulation: str | None = None) -> Routing:
         """Route every example with `weights` (layers, splits, skills)."""
-        return cls(weights=weights, task=task)
+        return cls(weights=weights, task=task, formulation=formulation)
+
+
+@dataclass(frozen=True)
+class LayerRouting:
+    """One layer's routing in a call: R routing rows and the row of each example of its batch.
+
+    `weights` (R, splits, skills); `row_tasks` (R,) the task of each row (for exclusive skills)
+    or None; `rows` (batch,) each example's row, or None when no gather is needed: one row
+    serves every example (R = 1), or row i is example i's (R = batch).
+    """
+
+    weights: torch.Tensor
+    row_tasks: torch.Tensor | None
+    rows: torch.Tensor | None
+
+    def per_example(self, batch: int) -> LayerRouting:
+        """The same routing with row i for example i of a batch of `batch`."""
+        if self.rows is None and len(self.weights) == batch:
+            return self
+        rows = self.rows if self.rows is not None else torch.zeros(batch, dtype=torch.long, device=self.weights.device)
+        tasks = self.row_tasks[rows] if self.row_tasks is not None else None
+        return LayerRouting(self.weights[rows], tasks, None)
 
 
 class ResolvedRouting:
-    """A call's routing for every layer: weights (layers, rows, splits, skills) and task ids (rows) or None.
+    """A call's routing for every layer: weights (layers, R, splits, skills) of R routing rows.
 
-    Decoder batches expanded for beam search or several return sequences (`k × rows`, each
-    example's copies adjacent) reuse each example's weights.
+    Rows are the distinct tasks of the call (deterministic routing), its examples (sampled
+    routing), or one fixed routing. Decoder batches expanded for beam search or several
+    return sequences (`k × examples`, each example's copies adjacent) reuse each example's
+    row. Without gradients, layers keep their mixed factors here for the whole call.
     """
 
-    def __init__(self, weights: torch.Tensor, task_ids: torch.Tensor | None) -> None:
-        self._by_batch = {weights.shape[1]: (weights, task_ids)}
-        self._rows = weights.shape[1]
+    def __init__(self, weights: torch.Tensor, row_tasks: torch.Tensor | None, rows: torch.Tensor | None,
+                 formulation: str | None) -> None:
+        """`rows` (examples,): each example's row; None when row i is example i's, or one row serves all."""
+        self.weights = weights
+        self.row_tasks = row_tasks
+        self.formulation = formulation
+        self._given = rows
+        self.examples = len(rows) if rows is not None else weights.shape[1]
+        self._rows: dict[int, torch.Tensor | None] = {self.examples: rows}
+        self.kept: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def for_layer(self, index: int, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(weights (batch, splits, skills), task ids or None) of one layer for its input batch."""
-        if batch not in self._by_batch:
-            if batch % self._rows:
-                raise T2TError(f"routed layer got a batch of {batch} for a routing of {self._rows} examples")
-            weights, task_ids = self._by_batch[self._rows]
-            factor = batch // self._rows
-            if self._rows == 1:
-                weights = weights.expand(-1, batch, -1, -1)
-                task_ids = task_ids.expand(batch) if task_ids is not None else None
-            else:
-                weights, task_ids = weights.repeat_interleave(factor, 1), task_ids.repeat_interleave(factor)
-            self._by_batch[batch] = (weights, task_ids)
-        weights, task_ids = self._by_batch[batch]
-        return weights[index], task_ids
+    def rows_for(self, batch: int) -> torch.Tensor | None:
+        """Each example's row in a layer batch of `batch` (None: no gather needed, see `LayerRouting`)."""
+        if self._given is None and self.weights.shape[1] == 1:
+            return None
+        if batch not in self._rows:
+            if batch % self.examples:
+                raise T2TError(f"routed layer got a batch of {batch} for a routing of {self.examples} examples")
+            given = self._given
+            if given is None:
+                given = torch.arange(self.examples, device=self.weights.device)
+            self._rows[batch] = given.repeat_interleave(batch // self.examples)
+        return self._rows[batch]
+
+    def layer(self, index: int, batch: int) -> LayerRouting:
+        """The routing of layer `index` for its input batch."""
+        return LayerRouting(self.weights[index], self.row_tasks, self.rows_for(batch))
 
 
 class RoutingChannel:
@@ -103,14 +142,19 @@ class RoutingChannel:
         first = self.layers[0]
         device = first.lora_routing[self.adapter].device
         if routing.weights is not None:
-            task_ids = None if routing.task is None else self._checked(torch.tensor([routing.task])).to(device)
-            return ResolvedRouting(routing.weights.to(device)[:, None], task_ids)
+            row_tasks = None if routing.task is None else self._checked(torch.tensor([routing.task])).to(device)
+            return ResolvedRouting(routing.weights.to(device)[:, None], row_tasks, None, routing.formulation)
         if routing.task_ids is None:
             raise T2TError("a Routing needs task ids (Routing.tasks) or weights (Routing.fixed)")
-        task_ids = self._checked(routing.task_ids).to(device, non_blocking=True)
-        sample = first.training and first.sample_routing[self.adapter]
-        weights = skill_weights(self.logits()[:, task_ids], sample, first.routing_temperature[self.adapter])
-        return ResolvedRouting(weights, task_ids)
+        task_ids = self._checked(routing.task_ids.cpu())
+        if first.training and first.sample_routing[self.adapter]:  # a draw per example: row i is example i's
+            row_tasks = task_ids.to(device, non_blocking=True)
+            weights = skill_weights(self.logits()[:, row_tasks], True, first.routing_temperature[self.adapter])
+            return ResolvedRouting(weights, row_tasks, None, routing.formulation)
+        row_tasks, rows = torch.unique(task_ids, return_inverse=True)  # one row per distinct task
+        row_tasks = row_tasks.to(device, non_blocking=True)
+        weights = skill_weights(self.logits()[:, row_tasks], False, 1.0)
+        return ResolvedRouting(weights, row_tasks, rows.to(device, non_blocking=True), routing.formulation)
 
     def _checked(self, task_ids: torch.Tensor) -> torch.Tensor:
         if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= self.n_tasks):
@@ -120,11 +164,11 @@ class RoutingChannel:
             )
         return task_ids
 
-    def for_layer(self, index: int, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The current call's routing of one layer; outside a call, a T2TError."""
+    def call(self) -> ResolvedRouting:
+        """The routing of the call in progress; outside a call, a T2TError."""
         if self.current is None:
             raise T2TError(NO_ROUTING)
-        return self.current.for_layer(index, batch)
+        return self.current
 
 
 @contextmanager
