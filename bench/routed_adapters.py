@@ -76,10 +76,11 @@ def inputs(args: argparse.Namespace, length: int) -> torch.Tensor:
     return torch.randint(2, 32000, (args.batch, length), device=args.device)
 
 
-def call(model: torch.nn.Module, name: str, tasks: torch.Tensor, method: str, **kwargs):
+def call(model: torch.nn.Module, name: str, tasks: torch.Tensor, method: str, formulation: str | None = None,
+         **kwargs):
     """Run forward or generate with the configuration's way of passing task ids."""
     if name.startswith("ours-") and name != "ours-merged":
-        with routed_call(model, Routing.tasks(tasks)):
+        with routed_call(model, Routing.tasks(tasks, formulation)):
             return getattr(model, method)(**kwargs)
     if name.startswith(("peft-poly", "peft-mhr")):
         return getattr(model.base_model, method)(task_ids=tasks.to(kwargs["input_ids"].device), **kwargs)
@@ -103,7 +104,7 @@ def bench_training(name: str, args: argparse.Namespace) -> dict[str, float]:
             sync(args.device)
             start = time.perf_counter()
         with autocast:
-            loss = call(model, name, tasks, "forward", input_ids=source, labels=labels).loss
+            loss = call(model, name, tasks, "forward", args.formulation, input_ids=source, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -125,11 +126,11 @@ def bench_generation(name: str, args: argparse.Namespace) -> dict[str, float]:
     settings = {"input_ids": source, "max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens,
                 "do_sample": False}
     for _ in range(2):
-        call(model, name, tasks, "generate", **settings)
+        call(model, name, tasks, "generate", args.formulation, **settings)
     sync(args.device)
     start = time.perf_counter()
     for _ in range(args.repeats):
-        call(model, name, tasks, "generate", **settings)
+        call(model, name, tasks, "generate", args.formulation, **settings)
     sync(args.device)
     seconds = time.perf_counter() - start
     return {"tokens_per_s": args.repeats * args.batch * args.new_tokens / seconds}
@@ -166,23 +167,29 @@ def bench_layer(name: str, shape: tuple[int, int, int], args: argparse.Namespace
     forced = None if name in ("peft-lora", "chosen") else name
 
     def once(grad: bool) -> None:
-        inputs = x.detach().requires_grad_(grad)
-        scope = routed_call(model, Routing.tasks(tasks, forced)) if name != "peft-lora" else contextlib.nullcontext()
-        with scope, torch.set_grad_enabled(grad):
-            out = layer(inputs)
+        with torch.set_grad_enabled(grad):
+            out = layer(x.detach().requires_grad_(grad))
             if grad:
                 out.float().square().mean().backward()
 
+    # One routing per call of the whole model: resolving it is not the layer's cost, so the call spans the loop
+    # (inference keeps its mixed factors for the call, as over the decoding steps of one `generate`). The
+    # routing logits are frozen so that the resolved weights can serve every step.
+    for layer_routing in getattr(layer, "lora_routing", {}).values():
+        layer_routing.requires_grad_(False)
+    scope = routed_call(model, Routing.tasks(tasks, forced)) if name != "peft-lora" else contextlib.nullcontext()
     timings = {}
-    for grad, key in ((True, "train_us"), (False, "step_us")):
-        for _ in range(args.warmup):
-            once(grad)
-        sync(args.device)
-        start = time.perf_counter()
-        for _ in range(args.layer_repeats):
-            once(grad)
-        sync(args.device)
-        timings[key] = (time.perf_counter() - start) / args.layer_repeats * 1e6
+    with scope:
+        for grad, key in ((True, "train_us"), (False, "step_us")):
+            for _ in range(args.warmup):
+                once(grad)
+            repeats = max(args.layer_repeats, 4096 // tokens)
+            sync(args.device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                once(grad)
+            sync(args.device)
+            timings[key] = (time.perf_counter() - start) / repeats * 1e6
     return timings
 
 
@@ -228,6 +235,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layer-repeats", type=int, default=20)
     parser.add_argument("--only", choices=["layers", "end-to-end"])
+    parser.add_argument("--formulation", choices=FORMULATIONS, help="force one routed formulation end to end")
     parser.add_argument("--one", nargs=2, metavar=("MODE", "NAME"), help=argparse.SUPPRESS)
     parser.add_argument("--shape", nargs=3, type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()

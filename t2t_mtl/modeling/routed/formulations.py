@@ -22,21 +22,32 @@ FORMULATIONS = ("concat", "per_example", "per_task")
 
 
 def mix_factors(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, rank: int, splits: int,
-                own_a: torch.Tensor | None = None, own_b: torch.Tensor | None = None
+                exclusive: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(A_mix (N, r, in), B_mix (N, out, r)) of N routing rows `weights` (N, Q, K).
 
-    `own_a` (N, E·r, in) / `own_b` (N, out, E·r) are the rows' exclusive skills (C-Poly, Q = 1),
-    weighted by the last E weights of each row.
+    `exclusive` = (A table (T, E·r, in), B table (T, out, E·r), the task of each row (N,)):
+    every task's exclusive skills (C-Poly, Q = 1), weighted by the last E weights of each row.
+    Each split mixes with one matmul (N × S)·(S × ·); exclusive skills with one matmul against
+    the whole table (a row's weights sit at its task), so no gather runs in the backward.
     """
     shared = a.shape[0] // rank
+    n, d_in, d_out = weights.shape[0], a.shape[1], b.shape[0]
     w = weights.to(a.dtype)
-    a_mix = torch.einsum("nqs,srqd->nrqd", w[..., :shared], a.view(shared, rank, splits, -1)).flatten(2)
-    b_mix = torch.einsum("nqs,qosr->nqor", w[..., :shared], b.view(splits, -1, shared, rank)).flatten(1, 2)
-    if own_a is not None:
-        n, own = w.shape[0], w[:, 0, shared:]
-        a_mix = a_mix + torch.einsum("ne,nerd->nrd", own, own_a.view(n, -1, rank, a.shape[1]))
-        b_mix = b_mix + torch.einsum("ne,noer->nor", own, own_b.view(n, b.shape[0], -1, rank))
+    per_split = w[..., :shared].transpose(0, 1)  # (Q, N, S)
+    a_skills = a.view(shared, rank, splits, -1).permute(2, 0, 1, 3).reshape(splits, shared, -1)  # (Q, S, r·in/Q)
+    b_skills = b.view(splits, -1, shared, rank).permute(0, 2, 1, 3).reshape(splits, shared, -1)  # (Q, S, out/Q·r)
+    a_mix = torch.matmul(per_split, a_skills).view(splits, n, rank, -1).permute(1, 2, 0, 3).reshape(n, rank, d_in)
+    b_mix = torch.matmul(per_split, b_skills).view(splits, n, -1, rank).transpose(0, 1).reshape(n, d_out, rank)
+    if exclusive is not None:
+        table_a, table_b, row_tasks = exclusive
+        tasks, own = table_a.shape[0], w[:, 0, shared:]  # own: (N, E)
+        placed = torch.zeros(n, tasks, own.shape[1], dtype=w.dtype, device=w.device)
+        placed[torch.arange(n, device=w.device), row_tasks] = own
+        placed = placed.flatten(1)  # (N, T·E)
+        a_mix = a_mix + (placed @ table_a.reshape(-1, rank * d_in)).view(n, rank, d_in)
+        b_table = table_b.view(tasks, d_out, -1, rank).transpose(1, 2).reshape(-1, d_out * rank)  # (T·E, out·r)
+        b_mix = b_mix + (placed @ b_table).view(n, d_out, rank)
     return a_mix, b_mix
 
 

@@ -108,6 +108,13 @@ class RoutedLinear(LoraLinear):
             return None, None
         return self.lora_exclusive_A[adapter][row_tasks], self.lora_exclusive_B[adapter][row_tasks]
 
+    def _exclusive(self, adapter: str, row_tasks: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Every task's exclusive skills (A, B tables) and each row's task (C-Poly), or None."""
+        if row_tasks is None or adapter not in self.lora_exclusive_A:
+            return None
+        return self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], row_tasks
+
     def _concat(self, h: torch.Tensor, adapter: str, route: LayerRouting) -> torch.Tensor:
         own_a, own_b = self._own_skills(adapter, route.row_tasks)
         return concat_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
@@ -118,9 +125,9 @@ class RoutedLinear(LoraLinear):
         """Mixed factors for a batch: one pair serving all, or one per example (mixed per example, or gathered)."""
         if formulation == "per_example":
             route = route.per_example(batch)
-        own_a, own_b = self._own_skills(adapter, route.row_tasks)
         a_mix, b_mix = mix_factors(self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
-                                   self.skill_rank[adapter], self.n_splits[adapter], own_a, own_b)
+                                   self.skill_rank[adapter], self.n_splits[adapter],
+                                   self._exclusive(adapter, route.row_tasks))
         if route.rows is None or a_mix.shape[0] == 1:
             return a_mix, b_mix
         return a_mix[route.rows], b_mix[route.rows]
@@ -129,12 +136,12 @@ class RoutedLinear(LoraLinear):
     def mixed_factors(self, adapter: str, weights: torch.Tensor, task: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B_mix (out × r), A_mix (r × in)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
         a, b = self.lora_A[adapter].weight.float(), self.lora_B[adapter].weight.float()
-        own_a = own_b = None
+        exclusive = None
         if task is not None and adapter in self.lora_exclusive_A:
-            own_a = self.lora_exclusive_A[adapter][task][None].float()
-            own_b = self.lora_exclusive_B[adapter][task][None].float()
+            exclusive = (self.lora_exclusive_A[adapter].float(), self.lora_exclusive_B[adapter].float(),
+                         torch.tensor([task], device=a.device))
         a_mix, b_mix = mix_factors(a, b, weights[None].float(), self.skill_rank[adapter], self.n_splits[adapter],
-                                   own_a, own_b)
+                                   exclusive)
         return b_mix[0], a_mix[0]
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:
