@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,8 +14,11 @@ class RoutedSettings(LoraSettings):
 
     `n_splits` > 1 routes per head (MHR); `n_exclusive_skills` gives each task skills of its
     own beside the shared ones (C-Poly); the routing logits learn at `routing_lr` (default
-    10 × train.lr), without weight decay.
+    10 × train.lr), without weight decay. A variant says which of the two it uses.
     """
+
+    routes_per_head: ClassVar[bool] = False
+    owns_skills: ClassVar[bool] = False
 
     type: Literal["poly", "mhr", "cpoly"]
     n_skills: int = Field(default=4, gt=0)
@@ -25,46 +28,36 @@ class RoutedSettings(LoraSettings):
     routing_temperature: float = Field(default=1.0, gt=0)
     sample_routing: bool = True
 
+    @model_validator(mode="after")
+    def _fits_the_variant(self) -> RoutedSettings:
+        if self.routes_per_head and self.n_splits < 2:
+            raise ValueError(f"adapter.type {self.type} routes per head: n_splits must be at least 2")
+        if not self.routes_per_head and self.n_splits != 1:
+            raise ValueError(f"adapter.type {self.type} has one routing per layer: use type mhr for n_splits > 1")
+        if self.owns_skills and self.n_exclusive_skills < 1:
+            raise ValueError(f"adapter.type {self.type} needs n_exclusive_skills >= 1")
+        if not self.owns_skills and self.n_exclusive_skills:
+            raise ValueError("n_exclusive_skills is a C-Poly setting: use adapter.type cpoly")
+        return self
+
 
 class PolySettings(RoutedSettings):
     """Polytropon: one routing per layer over the shared skills."""
 
     type: Literal["poly"] = "poly"
 
-    @model_validator(mode="after")
-    def _one_routing_per_layer(self) -> PolySettings:
-        if self.n_splits != 1:
-            raise ValueError("adapter.type poly has one routing per layer: use type mhr for n_splits > 1")
-        if self.n_exclusive_skills:
-            raise ValueError("n_exclusive_skills is a C-Poly setting: use adapter.type cpoly")
-        return self
-
 
 class MhrSettings(RoutedSettings):
     """Multi-head routing: the layer's features are cut into `n_splits` blocks, each routed on its own."""
 
+    routes_per_head = True
     type: Literal["mhr"] = "mhr"
     n_splits: int = Field(default=8, gt=0)
-
-    @model_validator(mode="after")
-    def _several_heads(self) -> MhrSettings:
-        if self.n_splits < 2:
-            raise ValueError("adapter.type mhr routes per head: n_splits must be at least 2")
-        if self.n_exclusive_skills:
-            raise ValueError("n_exclusive_skills is a C-Poly setting: use adapter.type cpoly")
-        return self
 
 
 class CpolySettings(RoutedSettings):
     """C-Poly: shared skills plus `n_exclusive_skills` skills owned by each task."""
 
+    owns_skills = True
     type: Literal["cpoly"] = "cpoly"
     n_exclusive_skills: int = Field(default=1, ge=0)
-
-    @model_validator(mode="after")
-    def _own_skills(self) -> CpolySettings:
-        if self.n_splits != 1:
-            raise ValueError("adapter.type cpoly has one routing per layer: use type mhr for n_splits > 1")
-        if self.n_exclusive_skills < 1:
-            raise ValueError("adapter.type cpoly needs n_exclusive_skills >= 1")
-        return self

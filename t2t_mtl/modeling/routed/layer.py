@@ -101,13 +101,6 @@ class RoutedLinear(LoraLinear):
             out = apply_factors(h, *call.kept[key])
         return (out * self.scaling[adapter]).reshape(*shape[:-1], -1)
 
-    def _own_skills(self, adapter: str, row_tasks: torch.Tensor | None
-                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The exclusive skills (A, B) of each row's task (C-Poly), or (None, None)."""
-        if row_tasks is None or adapter not in self.lora_exclusive_A:
-            return None, None
-        return self.lora_exclusive_A[adapter][row_tasks], self.lora_exclusive_B[adapter][row_tasks]
-
     def _exclusive(self, adapter: str, row_tasks: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """Every task's exclusive skills (A, B tables) and each row's task (C-Poly), or None."""
@@ -116,7 +109,8 @@ class RoutedLinear(LoraLinear):
         return self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], row_tasks
 
     def _concat(self, h: torch.Tensor, adapter: str, route: LayerRouting) -> torch.Tensor:
-        own_a, own_b = self._own_skills(adapter, route.row_tasks)
+        exclusive = self._exclusive(adapter, route.row_tasks)
+        own_a, own_b = (exclusive[0][route.row_tasks], exclusive[1][route.row_tasks]) if exclusive else (None, None)
         return concat_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
                             self.skill_rank[adapter], self.n_splits[adapter], own_a, own_b)
 
@@ -134,7 +128,7 @@ class RoutedLinear(LoraLinear):
 
     # -- merging -----------------------------------------------------------------------------
     def mixed_factors(self, adapter: str, weights: torch.Tensor, task: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B_mix (out × r), A_mix (r × in)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
+        """(A_mix (r × in), B_mix (out × r)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
         a, b = self.lora_A[adapter].weight.float(), self.lora_B[adapter].weight.float()
         exclusive = None
         if task is not None and adapter in self.lora_exclusive_A:
@@ -142,11 +136,11 @@ class RoutedLinear(LoraLinear):
                          torch.tensor([task], device=a.device))
         a_mix, b_mix = mix_factors(a, b, weights[None].float(), self.skill_rank[adapter], self.n_splits[adapter],
                                    exclusive)
-        return b_mix[0], a_mix[0]
+        return a_mix[0], b_mix[0]
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:
         """The weight update (out × in) of one routing (splits, K), in the weights' dtype."""
-        b_mix, a_mix = self.mixed_factors(adapter, weights, task)
+        a_mix, b_mix = self.mixed_factors(adapter, weights, task)
         return ((b_mix @ a_mix) * self.scaling[adapter]).to(self.lora_B[adapter].weight.dtype)
 
     def get_delta_weight(self, adapter: str) -> torch.Tensor:

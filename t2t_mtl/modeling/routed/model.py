@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -63,7 +64,7 @@ def build_routed_model(model: PreTrainedModel, config: RoutedLoraConfig) -> Peft
     return peft_model
 
 
-def load_routed_model(model: PreTrainedModel, folder, config: RoutedLoraConfig) -> PeftModel:
+def load_routed_model(model: PreTrainedModel, folder: Path, config: RoutedLoraConfig) -> PeftModel:
     """Load a routed adapter saved with `save_pretrained` onto its base model."""
     peft_model = PeftModel.from_pretrained(model, folder, config=config)
     attach_routing(peft_model)
@@ -118,7 +119,7 @@ def as_lora(model: PeftModel, routing: Routing) -> PeftModel:
     with torch.no_grad():
         for name, target in plain.named_modules():
             if name in factors and not isinstance(target, ModulesToSaveWrapper):
-                b_mix, a_mix = factors[name]
+                a_mix, b_mix = factors[name]
                 target.lora_A[ADAPTER].weight.copy_(a_mix)
                 target.lora_B[ADAPTER].weight.copy_(b_mix)
     return plain
