@@ -204,7 +204,7 @@ def print_layer_table(args: argparse.Namespace) -> None:
         tokens, skills, splits = shape
         for key, mode, grad in (("train_us", "train", True), ("step_us", "step", False)):
             lora = results["peft-lora"][key]
-            pick = choose(args.batch, tokens, args.batch, skills, grad)
+            pick = choose(args.batch, grad)
             cells = " ".join(f"{lora / results[n][key]:>10.2f}x" for n in LAYER_NAMES[1:])
             print(f"{tokens:>4} {skills:>2} {splits:>2} {mode:>5} {lora:>9.0f} {cells}   {pick}")
     print()

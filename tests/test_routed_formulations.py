@@ -49,6 +49,19 @@ def test_formulations_give_the_same_outputs_and_gradients(method: str, sample: b
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_formulations_train_under_bf16_autocast(method: str):
+    """Autocast runs the GEMMs in bf16 and the base output's accumulation follows its dtype."""
+    model = model_of(method, sample=False, dtype=torch.float32).train()
+    expected, _ = forward(model, "concat", "tasks")
+    scale = expected.abs().max()
+    for formulation in FORMULATIONS:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, grads = forward(model, formulation, "tasks")
+        assert any("lora_routing" in n for n in grads) and all(g.isfinite().all() for g in grads.values())
+        torch.testing.assert_close(logits.float(), expected, rtol=0.0, atol=0.05 * float(scale))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_formulations_generate_the_same_beams(method: str):
     model = model_of(method, sample=False, dtype=torch.float64).eval()
     ids = torch.randint(2, 100, (5, 6))
@@ -65,12 +78,12 @@ def test_formulations_generate_the_same_beams(method: str):
 
 
 def test_the_rule_picks_by_shape():
-    # Training sequences: mixing is paid per example or task, the GEMMs shrink S-fold.
-    assert choose(batch=8, tokens=128, rows=8, skills=4, grad=True) == "per_task"
-    # One token per example with per-example routings and gradients: mixing would cost more than it saves.
-    assert choose(batch=8, tokens=1, rows=8, skills=4, grad=True) == "concat"
-    # Without gradients the factors are kept for the whole call: mixing once always pays.
-    assert choose(batch=8, tokens=1, rows=8, skills=8, grad=False) == "per_task"
+    # Training with several routings in the batch: mix per example (rows gathered once per call).
+    assert choose(rows=8, grad=True) == "per_example"
+    # One routing for the whole batch: LoRA's own two GEMMs after one mix.
+    assert choose(rows=1, grad=True) == "per_task"
+    # Without gradients the factors are kept for the whole call: mixing once per row always pays.
+    assert choose(rows=8, grad=False) == "per_task"
 
 
 def test_an_unknown_formulation_is_refused():

@@ -20,7 +20,7 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from torch import nn
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.routed.formulations import apply_factors, choose, concat_delta, mix_factors
+from t2t_mtl.modeling.routed.formulations import add_factors, choose, concat_delta, mix_factors, placed_weights
 from t2t_mtl.modeling.routed.routing import LayerRouting
 
 
@@ -78,50 +78,49 @@ class RoutedLinear(LoraLinear):
             return result
         for adapter in self.active_adapters:
             if adapter in self.lora_routing:
-                result = result + self._routed_delta(x, adapter).to(result.dtype)
+                result = self._add_routed(result, x, adapter)
         return result
 
-    def _routed_delta(self, x: torch.Tensor, adapter: str) -> torch.Tensor:
+    def _add_routed(self, result: torch.Tensor, x: torch.Tensor, adapter: str) -> torch.Tensor:
+        """`result` plus this adapter's routed delta, computed the way the call's shapes make cheapest."""
         call = self.routing_channel.call()
-        shape = x.shape
-        dtype = self.lora_A[adapter].weight.dtype
-        h = self.lora_dropout[adapter](x).to(dtype).reshape(shape[0], -1, shape[-1])  # (B, L, in)
-        route = call.layer(self.layer_index, shape[0])
+        batch = x.shape[0]
+        h = self.lora_dropout[adapter](x).to(self.lora_A[adapter].weight.dtype).reshape(batch, -1, x.shape[-1])
         grad = torch.is_grad_enabled()
-        rows = route.weights.shape[0]
-        formulation = call.formulation or choose(shape[0], h.shape[1], rows, route.weights.shape[-1], grad)
+        formulation = call.formulation or choose(call.n_rows, grad)
+        route = call.layer(self.layer_index, batch, per_example=formulation == "per_example")
         if formulation == "concat":
-            out = self._concat(h, adapter, route.per_example(shape[0]))
-        elif grad:
-            out = apply_factors(h, *self._factors(adapter, route, formulation, shape[0]))
+            delta = self._concat(h, adapter, route)
+            return result + delta.reshape(*result.shape[:-1], -1).to(result.dtype)
+        if grad:
+            factors = self._factors(adapter, route)
         else:  # kept for the whole call: every decoding step and beam reuses them
-            key = (self.layer_index, formulation, shape[0])
+            key = (self.layer_index, formulation, batch)
             if key not in call.kept:
-                call.kept[key] = self._factors(adapter, route, formulation, shape[0])
-            out = apply_factors(h, *call.kept[key])
-        return (out * self.scaling[adapter]).reshape(*shape[:-1], -1)
-
-    def _exclusive(self, adapter: str, row_tasks: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """Every task's exclusive skills (A, B tables) and each row's task (C-Poly), or None."""
-        if row_tasks is None or adapter not in self.lora_exclusive_A:
-            return None
-        return self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], row_tasks
+                call.kept[key] = self._factors(adapter, route)
+            factors = call.kept[key]
+        return add_factors(result.view(batch, h.shape[1], -1), h, *factors).view(result.shape)
 
     def _concat(self, h: torch.Tensor, adapter: str, route: LayerRouting) -> torch.Tensor:
-        exclusive = self._exclusive(adapter, route.row_tasks)
-        own_a, own_b = (exclusive[0][route.row_tasks], exclusive[1][route.row_tasks]) if exclusive else (None, None)
+        """The delta of `concat`, with one routing row per example."""
+        if route.rows is not None or len(route.weights) != h.shape[0]:
+            rows = route.rows if route.rows is not None else torch.zeros(h.shape[0], dtype=torch.long)
+            route = LayerRouting(route.weights[rows], None if route.row_tasks is None else route.row_tasks[rows],
+                                 None, None)
+        own_a = own_b = None
+        if route.row_tasks is not None and adapter in self.lora_exclusive_A:
+            own_a = self.lora_exclusive_A[adapter][route.row_tasks]
+            own_b = self.lora_exclusive_B[adapter][route.row_tasks]
         return concat_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
-                            self.skill_rank[adapter], self.n_splits[adapter], own_a, own_b)
+                            self.skill_rank[adapter], self.n_splits[adapter], self.scaling[adapter], own_a, own_b)
 
-    def _factors(self, adapter: str, route: LayerRouting, formulation: str, batch: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed factors for a batch: one pair serving all, or one per example (mixed per example, or gathered)."""
-        if formulation == "per_example":
-            route = route.per_example(batch)
+    def _factors(self, adapter: str, route: LayerRouting) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed factors for a batch: one pair serving all, one per example, or the rows' gathered per example."""
+        exclusive = None
+        if route.placed is not None and adapter in self.lora_exclusive_A:
+            exclusive = (self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], route.placed)
         a_mix, b_mix = mix_factors(self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
-                                   self.skill_rank[adapter], self.n_splits[adapter],
-                                   self._exclusive(adapter, route.row_tasks))
+                                   self.skill_rank[adapter], self.n_splits[adapter], self.scaling[adapter], exclusive)
         if route.rows is None or a_mix.shape[0] == 1:
             return a_mix, b_mix
         return a_mix[route.rows], b_mix[route.rows]
@@ -130,12 +129,13 @@ class RoutedLinear(LoraLinear):
     def mixed_factors(self, adapter: str, weights: torch.Tensor, task: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_mix (r × in), B_mix (out × r)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
         a, b = self.lora_A[adapter].weight.float(), self.lora_B[adapter].weight.float()
-        exclusive = None
+        rank, exclusive = self.skill_rank[adapter], None
         if task is not None and adapter in self.lora_exclusive_A:
-            exclusive = (self.lora_exclusive_A[adapter].float(), self.lora_exclusive_B[adapter].float(),
-                         torch.tensor([task], device=a.device))
-        a_mix, b_mix = mix_factors(a, b, weights[None].float(), self.skill_rank[adapter], self.n_splits[adapter],
-                                   exclusive)
+            table_a = self.lora_exclusive_A[adapter].float()
+            own = weights[None, 0, a.shape[0] // rank:].float()  # (1, E)
+            placed = placed_weights(own, torch.tensor([task], device=a.device), table_a.shape[0])
+            exclusive = (table_a, self.lora_exclusive_B[adapter].float(), placed)
+        a_mix, b_mix = mix_factors(a, b, weights[None].float(), rank, self.n_splits[adapter], exclusive=exclusive)
         return a_mix[0], b_mix[0]
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:

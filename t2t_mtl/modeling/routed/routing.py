@@ -10,7 +10,7 @@ import torch
 from torch.distributions import RelaxedBernoulli
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.routed.formulations import FORMULATIONS
+from t2t_mtl.modeling.routed.formulations import FORMULATIONS, placed_weights
 
 EPS = 1e-12
 NO_ROUTING = ("routed adapter called without a routing: run the forward (and, with gradient checkpointing, its "
@@ -66,21 +66,15 @@ class LayerRouting:
     """One layer's routing in a call: R routing rows and the row of each example of its batch.
 
     `weights` (R, splits, skills); `row_tasks` (R,) the task of each row (for exclusive skills)
-    or None; `rows` (batch,) each example's row, or None when no gather is needed: one row
-    serves every example (R = 1), or row i is example i's (R = batch).
+    or None; `placed` (R, tasks · exclusive skills) the rows' exclusive weights placed at their
+    task (`formulations.placed_weights`), or None; `rows` (batch,) each example's row, or None
+    when no gather is needed: one row serves every example (R = 1), or row i is example i's.
     """
 
     weights: torch.Tensor
     row_tasks: torch.Tensor | None
+    placed: torch.Tensor | None
     rows: torch.Tensor | None
-
-    def per_example(self, batch: int) -> LayerRouting:
-        """The same routing with row i for example i of a batch of `batch`."""
-        if self.rows is None and len(self.weights) == batch:
-            return self
-        rows = self.rows if self.rows is not None else torch.zeros(batch, dtype=torch.long, device=self.weights.device)
-        tasks = self.row_tasks[rows] if self.row_tasks is not None else None
-        return LayerRouting(self.weights[rows], tasks, None)
 
 
 class ResolvedRouting:
@@ -89,23 +83,37 @@ class ResolvedRouting:
     Rows are the distinct tasks of the call (deterministic routing), its examples (sampled
     routing), or one fixed routing. Decoder batches expanded for beam search or several
     return sequences (`k × examples`, each example's copies adjacent) reuse each example's
-    row. Without gradients, layers keep their mixed factors here for the whole call.
+    row. Per-example copies of the rows are made once per call for all layers, and without
+    gradients layers keep their mixed factors here for the whole call.
     """
 
     def __init__(self, weights: torch.Tensor, row_tasks: torch.Tensor | None, rows: torch.Tensor | None,
-                 formulation: str | None) -> None:
-        """`rows` (examples,): each example's row; None when row i is example i's, or one row serves all."""
+                 formulation: str | None, exclusive: tuple[int, int] | None = None) -> None:
+        """`rows` (examples,): each example's row; None when row i is example i's, or one row serves all.
+
+        `exclusive` = (shared skills, tasks) when the layers hold exclusive skills (C-Poly).
+        """
         self.weights = weights
         self.row_tasks = row_tasks
         self.formulation = formulation
         self._given = rows
         self.examples = len(rows) if rows is not None else weights.shape[1]
         self._rows: dict[int, torch.Tensor | None] = {self.examples: rows}
+        self.placed = None
+        if exclusive is not None and row_tasks is not None:
+            shared, tasks = exclusive
+            self.placed = placed_weights(weights[:, :, 0, shared:], row_tasks, tasks)
+        self._per_example: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = {}
         self.kept: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def n_rows(self) -> int:
+        """R, the number of routing rows of the call."""
+        return self.weights.shape[1]
 
     def rows_for(self, batch: int) -> torch.Tensor | None:
         """Each example's row in a layer batch of `batch` (None: no gather needed, see `LayerRouting`)."""
-        if self._given is None and self.weights.shape[1] == 1:
+        if self._given is None and self.n_rows == 1:
             return None
         if batch not in self._rows:
             if batch % self.examples:
@@ -116,9 +124,19 @@ class ResolvedRouting:
             self._rows[batch] = given.repeat_interleave(batch // self.examples)
         return self._rows[batch]
 
-    def layer(self, index: int, batch: int) -> LayerRouting:
-        """The routing of layer `index` for its input batch."""
-        return LayerRouting(self.weights[index], self.row_tasks, self.rows_for(batch))
+    def layer(self, index: int, batch: int, per_example: bool = False) -> LayerRouting:
+        """The routing of layer `index` for its input batch; `per_example`: row i is example i's."""
+        rows = self.rows_for(batch)
+        if not per_example or (rows is None and self.n_rows == batch):
+            placed = self.placed[index] if self.placed is not None else None
+            return LayerRouting(self.weights[index], self.row_tasks, placed, rows)
+        if batch not in self._per_example:
+            rows = rows if rows is not None else torch.zeros(batch, dtype=torch.long, device=self.weights.device)
+            self._per_example[batch] = (self.weights[:, rows],
+                                        self.row_tasks[rows] if self.row_tasks is not None else None,
+                                        self.placed[:, rows] if self.placed is not None else None)
+        weights, row_tasks, placed = self._per_example[batch]
+        return LayerRouting(weights[index], row_tasks, placed[index] if placed is not None else None, None)
 
 
 class RoutingChannel:
@@ -141,20 +159,31 @@ class RoutingChannel:
         """Every layer's weights of `routing`, computed now (task ids checked before any device work)."""
         first = self.layers[0]
         device = first.lora_routing[self.adapter].device
+        exclusive = self._exclusive()
         if routing.weights is not None:
             row_tasks = None if routing.task is None else self._checked(torch.tensor([routing.task])).to(device)
-            return ResolvedRouting(routing.weights.to(device)[:, None], row_tasks, None, routing.formulation)
+            weights = routing.weights.to(device)[:, None]
+            if exclusive is not None and weights.shape[-1] <= exclusive[0]:
+                exclusive = None  # shared skills only
+            return ResolvedRouting(weights, row_tasks, None, routing.formulation, exclusive)
         if routing.task_ids is None:
             raise T2TError("a Routing needs task ids (Routing.tasks) or weights (Routing.fixed)")
         task_ids = self._checked(routing.task_ids.cpu())
         if first.training and first.sample_routing[self.adapter]:  # a draw per example: row i is example i's
             row_tasks = task_ids.to(device, non_blocking=True)
             weights = skill_weights(self.logits()[:, row_tasks], True, first.routing_temperature[self.adapter])
-            return ResolvedRouting(weights, row_tasks, None, routing.formulation)
+            return ResolvedRouting(weights, row_tasks, None, routing.formulation, exclusive)
         row_tasks, rows = torch.unique(task_ids, return_inverse=True)  # one row per distinct task
         row_tasks = row_tasks.to(device, non_blocking=True)
         weights = skill_weights(self.logits()[:, row_tasks], False, 1.0)
-        return ResolvedRouting(weights, row_tasks, rows.to(device, non_blocking=True), routing.formulation)
+        return ResolvedRouting(weights, row_tasks, rows.to(device, non_blocking=True), routing.formulation, exclusive)
+
+    def _exclusive(self) -> tuple[int, int] | None:
+        """(shared skills, tasks) when the layers hold exclusive skills (C-Poly), else None."""
+        first = self.layers[0]
+        if self.adapter not in first.lora_exclusive_A:
+            return None
+        return first.lora_A[self.adapter].weight.shape[0] // first.skill_rank[self.adapter], self.n_tasks
 
     def _checked(self, task_ids: torch.Tensor) -> torch.Tensor:
         if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= self.n_tasks):
