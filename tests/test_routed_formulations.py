@@ -77,7 +77,7 @@ def test_formulations_generate_the_same_beams(method: str):
     assert all(layer.routing_channel.current is None for layer in routed_layers(model))
 
 
-def test_the_rule_picks_by_shape():
+def test_the_rule_picks_by_rows_and_gradients():
     # Training with several routings in the batch: mix per example (rows gathered once per call).
     assert choose(rows=8, grad=True) == "per_example"
     # One routing for the whole batch: LoRA's own two GEMMs after one mix.

@@ -88,7 +88,7 @@ class RoutedLinear(LoraLinear):
         h = self.lora_dropout[adapter](x).to(self.lora_A[adapter].weight.dtype).reshape(batch, -1, x.shape[-1])
         grad = torch.is_grad_enabled()
         formulation = call.formulation or choose(call.n_rows, grad)
-        route = call.layer(self.layer_index, batch, per_example=formulation == "per_example")
+        route = call.layer(self.layer_index, batch, per_example=formulation != "per_task")
         if formulation == "concat":
             delta = self._concat(h, adapter, route)
             return result + delta.reshape(*result.shape[:-1], -1).to(result.dtype)
@@ -99,14 +99,10 @@ class RoutedLinear(LoraLinear):
             if key not in call.kept:
                 call.kept[key] = self._factors(adapter, route)
             factors = call.kept[key]
-        return add_factors(result.view(batch, h.shape[1], -1), h, *factors).view(result.shape)
+        return add_factors(result.reshape(batch, h.shape[1], -1), h, *factors).view(result.shape)
 
     def _concat(self, h: torch.Tensor, adapter: str, route: LayerRouting) -> torch.Tensor:
-        """The delta of `concat`, with one routing row per example."""
-        if route.rows is not None or len(route.weights) != h.shape[0]:
-            rows = route.rows if route.rows is not None else torch.zeros(h.shape[0], dtype=torch.long)
-            route = LayerRouting(route.weights[rows], None if route.row_tasks is None else route.row_tasks[rows],
-                                 None, None)
+        """The delta of `concat`; `route` has one row per example."""
         own_a = own_b = None
         if route.row_tasks is not None and adapter in self.lora_exclusive_A:
             own_a = self.lora_exclusive_A[adapter][route.row_tasks]
