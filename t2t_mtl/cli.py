@@ -1,4 +1,4 @@
-"""Command line: train, evaluate, predict, tasks, export."""
+"""Command line: train, evaluate, predict, tasks, export, merge, routing."""
 
 from __future__ import annotations
 
@@ -166,6 +166,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {out}; load it with {loader}('{out}')")
 
 
+def cmd_merge(args: argparse.Namespace) -> None:
+    from t2t_mtl.composition.merge import MergeSettings, merge_runs
+
+    settings = MergeSettings(method=args.method, weights=args.weights, scale=args.scale, density=args.density,
+                             seed=args.seed)
+    out = merge_runs([Path(run) for run in args.runs], Path(args.out), settings)
+    record = json.loads((out / "merge.json").read_text(encoding="utf-8"))
+    tasks = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
+    density = f", density {record['density']}" if record["density"] is not None else ""
+    print(f"merged {len(args.runs)} runs by {args.method}{density} (coefficients "
+          f"{', '.join(f'{c:g}' for c in record['coefficients'])}) into {out}: {len(tasks)} tasks, "
+          f"stored as {record['stored_as']}")
+    print(f"Next:\n  t2t-mtl evaluate {out}")
+
+
 def cmd_routing(args: argparse.Namespace) -> None:
     from t2t_mtl.inference import Predictor
     from t2t_mtl.modeling.routed.inspect import show_routing
@@ -258,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", help="routed runs: average | similar | task=NAME")
     p.add_argument("--instruction", help="the new task's instruction, for --routing similar")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("merge", help="merge LoRA runs of one backbone into a new run (task arithmetic, TIES, DARE)",
+                       intermixed=True)
+    p.add_argument("runs", nargs="+", help="run folders to merge")
+    p.add_argument("--method", default="linear",
+                   help="linear (weighted sum, weights 1/n) | task_arithmetic (λ 0.3) | ties (density 0.2) | "
+                        "dare_linear (density 0.5, λ 0.3) | dare_ties (density 0.5)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per run (default 1/n for linear, else 1)")
+    p.add_argument("--lambda", dest="scale", type=float, help="λ: scales every weight (default per method, above)")
+    p.add_argument("--density", type=float, help="ties/dare: the fraction of each task vector kept")
+    p.add_argument("--seed", type=int, default=0, help="dare: the seed of its random drops (default 0)")
+    p.add_argument("--out", required=True, help="the new run folder")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("routing", help="show a routed run's task x skill routing (and a heatmap PNG)")
     p.add_argument("run_dir")

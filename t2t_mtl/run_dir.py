@@ -116,6 +116,7 @@ class RunDir:
     predictions_dir = property(lambda self: self.root / "predictions")
     run_file = property(lambda self: self.root / "run.json")
     data_lock_file = property(lambda self: self.root / "data.lock.json")
+    merge_file = property(lambda self: self.root / "merge.json")  # a run made by `t2t-mtl merge`, not trained
 
     def exists(self) -> bool:
         """Whether a run was started here."""
@@ -169,6 +170,9 @@ class RunDir:
             return False
         if overwrite:
             return False
+        if resume and self.merge_file.is_file():
+            raise T2TError(f"{self.root} was made by `t2t-mtl merge` ({self.merge_file}), not by training: it has no "
+                           f"training to resume. Train into another output_dir=..., or pass --overwrite to replace it.")
         if not resume:
             raise T2TError(
                 f"output folder {self.root} already holds a run. Pass --resume to continue it or "
@@ -241,9 +245,13 @@ class RunDir:
     def write_task_table(self, table: list[TaskRow], selected: list[SelectedTask],
                          data: dict[str, dict[str, Any]] | None = None) -> None:
         """Record the task table, a lock of every template's text and (given) a lock of each task's data."""
+        self.write_tables(table, input_lock(selected)["templates"], data)
+
+    def write_tables(self, table: list[TaskRow], templates: dict[str, Any],
+                     data: dict[str, dict[str, Any]] | None = None) -> None:
+        """Write tasks.json, templates.lock.json and (given) data.lock.json."""
         self.tasks_file.write_text(json.dumps([row.model_dump() for row in table], indent=2), encoding="utf-8")
-        lock = input_lock(selected)["templates"]
-        self.lock_file.write_text(json.dumps(lock, indent=2, sort_keys=True), encoding="utf-8")
+        self.lock_file.write_text(json.dumps(templates, indent=2, sort_keys=True), encoding="utf-8")
         if data is not None:
             self.data_lock_file.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 

@@ -1,0 +1,1 @@
+"""Compose trained runs without retraining: merge task vectors."""
