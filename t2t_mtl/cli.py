@@ -51,10 +51,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from t2t_mtl.evaluation.report import to_markdown
     from t2t_mtl.evaluator import evaluate_run
 
+    _check_routing_flags(args)
+    fit_rows = _read_rows(Path(args.fit_data), "--fit-data") if args.fit_data else None
+    if args.routing == "fit" and not fit_rows:
+        raise T2TError("evaluate --routing fit learns the held-out tasks' routing from labelled rows: give "
+                       "--fit-data ROWS.jsonl")
     summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples,
-                           metric_preset=args.metric_preset)
+                           metric_preset=args.metric_preset, routing=args.routing, fit_rows=fit_rows, top_k=args.top_k)
     if summary is not None:
         print(to_markdown(summary))
+
+
+def _check_routing_flags(args: argparse.Namespace) -> None:
+    """Refuse --fit-data and --top-k without the routing mode that reads them."""
+    if args.fit_data and args.routing not in ("fit", "fit-unlabelled"):
+        raise T2TError("--fit-data is read only with --routing fit or fit-unlabelled (to fit a routed run's routing "
+                       "for the task).")
+    if args.top_k is not None and args.routing != "arrow":
+        raise T2TError("--top-k is read only with --routing arrow (the skills each token mixes).")
 
 
 def _read_rows(path: Path, option: str) -> list[dict]:
@@ -126,15 +140,18 @@ def cmd_predict(args: argparse.Namespace) -> None:
         task, rows = args.task, _read_rows(Path(args.input), "--input")
     else:
         raise T2TError("predict needs --task FILE_OR_NAME --input ROWS.jsonl, or --instruction TEXT --text TEXT")
-    if args.fit_data and args.routing != "fit":
-        raise T2TError("--fit-data is read only with --routing fit (to fit a routed run's routing for the task).")
+    _check_routing_flags(args)
     output = _output_file(args)
     fit_rows = _read_rows(Path(args.fit_data), "--fit-data")[: args.fit_examples] if args.fit_data else None
     if args.routing == "fit" and (fit_rows is None or len(fit_rows) < args.fit_examples):
         raise T2TError(f"--routing fit asks for {args.fit_examples} labelled rows (--fit-examples) but --fit-data "
                        f"gave {len(fit_rows or [])}")
-    predictor = Predictor.from_run(args.run_dir)
+    predictor = Predictor.from_run(args.run_dir, eval_overrides={"arrow_top_k": args.top_k} if args.top_k else None)
     predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
+    for name, (mode, losses) in predictor.routing_plan.fits.items():
+        objective = "loss" if mode == "fit" else "mean entropy of its answers"
+        print(f"{mode}: the routing of {name} was fitted in {len(losses)} steps; {objective} per step: "
+              f"{' '.join(f'{loss:.3f}' for loss in losses)}", file=sys.stderr)
     if output is not None:
         _write_predictions(output, [json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n"
                                     for row, prediction in zip(rows, predictions)])
@@ -169,14 +186,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_merge(args: argparse.Namespace) -> None:
     from t2t_mtl.composition.merge import MergeSettings, merge_runs
 
+    fit_rows = _read_rows(Path(args.fit_data), "--fit-data") if args.fit_data else None
     settings = MergeSettings(method=args.method, weights=args.weights, scale=args.scale, density=args.density,
-                             seed=args.seed)
+                             seed=args.seed, fit_rows=fit_rows, fit_task=args.fit_task, fit_steps=args.fit_steps)
     out = merge_runs([Path(run) for run in args.runs], Path(args.out), settings)
     record = json.loads((out / "merge.json").read_text(encoding="utf-8"))
     tasks = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
     density = f", density {record['density']}" if record["density"] is not None else ""
-    print(f"merged {len(args.runs)} runs by {args.method}{density} (coefficients "
-          f"{', '.join(f'{c:g}' for c in record['coefficients'])}) into {out}: {len(tasks)} tasks, "
+    weights = f" (coefficients {', '.join(f'{c:g}' for c in record['coefficients'])})" if record["coefficients"] else ""
+    print(f"merged {len(args.runs)} runs by {record['method']}{density}{weights} into {out}: {len(tasks)} tasks, "
           f"stored as {record['stored_as']}")
     print(f"Next:\n  t2t-mtl evaluate {out}")
 
@@ -242,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=_positive, help="cap on examples per task")
     p.add_argument("--metric-preset", choices=sorted(PRESETS),
                    help="score with another project's conventions (default: the recipe's eval.metric_preset)")
+    p.add_argument("--routing", help="routed runs: route the tasks the run did not train by average | similar | fit "
+                                     "| fit-unlabelled (on their evaluation inputs) | arrow | task=NAME; the report "
+                                     "goes to RUN_DIR/routing/MODE/")
+    p.add_argument("--fit-data", help="labelled JSONL rows for --routing fit")
+    p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict for rows of any task, seen or unseen")
@@ -252,9 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", help="template id (default: the task's evaluation template)")
     p.add_argument("--instruction", help="an ad-hoc instruction instead of a task file")
     p.add_argument("--text", help="the input text for --instruction")
-    p.add_argument("--routing", help="routed runs, unseen tasks: average | similar | fit | task=NAME")
-    p.add_argument("--fit-data", help="labelled JSONL rows of the task for --routing fit")
+    p.add_argument("--routing",
+                   help="routed runs, unseen tasks: average | similar | fit | fit-unlabelled | arrow | task=NAME")
+    p.add_argument("--fit-data", help="JSONL rows of the task to fit on: labelled for --routing fit; for "
+                                      "fit-unlabelled, inputs only (default: the --input rows)")
     p.add_argument("--fit-examples", type=_positive, default=16, help="rows of --fit-data to fit on (default 16)")
+    p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tasks", help="list, show, validate and preview task files", intermixed=True)
@@ -274,16 +300,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instruction", help="the new task's instruction, for --routing similar")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("merge", help="merge LoRA runs of one backbone into a new run (task arithmetic, TIES, DARE)",
+    p = sub.add_parser("merge", help="merge runs of one backbone into a new run: LoRA task vectors (task arithmetic, "
+                                     "TIES, DARE) or routed skill inventories",
                        intermixed=True)
     p.add_argument("runs", nargs="+", help="run folders to merge")
-    p.add_argument("--method", default="linear",
-                   help="linear (weighted sum, weights 1/n) | task_arithmetic (λ 0.3) | ties (density 0.2) | "
-                        "dare_linear (density 0.5, λ 0.3) | dare_ties (density 0.5)")
+    p.add_argument("--method",
+                   help="LoRA runs: linear (the default; weighted sum, weights 1/n) | task_arithmetic (λ 0.3) | ties "
+                        "(density 0.2) | dare_linear (density 0.5, λ 0.3) | dare_ties (density 0.5) | adamerging "
+                        "(task arithmetic with per-layer λ fitted on --fit-data); routed runs: concat (the default; "
+                        "skill inventories side by side)")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per run (default 1/n for linear, else 1)")
     p.add_argument("--lambda", dest="scale", type=float, help="λ: scales every weight (default per method, above)")
     p.add_argument("--density", type=float, help="ties/dare: the fraction of each task vector kept")
     p.add_argument("--seed", type=int, default=0, help="dare: the seed of its random drops (default 0)")
+    p.add_argument("--fit-data", help="adamerging: unlabelled JSONL rows of a task to fit per-layer coefficients on")
+    p.add_argument("--fit-task", help="adamerging: the rows' task, a task of the runs or a task file (default: the "
+                                      "runs' one held-out task)")
+    p.add_argument("--fit-steps", type=_positive, default=30, help="adamerging: optimisation steps (default 30)")
     p.add_argument("--out", required=True, help="the new run folder")
     p.set_defaults(func=cmd_merge)
 

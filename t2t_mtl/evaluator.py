@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import datasets
 from accelerate import Accelerator
@@ -45,35 +46,38 @@ def _generate_sharded(
 
 def evaluate_sets(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-    eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, router_for: Callable[[TaskSpec], Router],
-    step: int | None = None,
+    eval_sets: list[EvalSet], spec: EvalSpec, run: RunDir, router_for: Callable[[EvalSet], Router],
+    step: int | None = None, out_dir: Path | None = None,
 ) -> Summary | None:
-    """Score every task; the main process writes predictions and the report and returns the summary.
+    """Score every task; the main process writes predictions and the report (into `out_dir`, default the run
+    folder) and returns the summary.
 
-    `router_for` gives the router of each task (routed adapters: learned or zero-shot).
+    `router_for` gives the router of each task's (capped) set (routed adapters: learned or zero-shot).
     """
+    out_dir = out_dir or run.root
     results = []
     for eval_set in eval_sets:
         examples = eval_set.examples
         if spec.max_examples is not None:
             examples = examples.select(range(min(spec.max_examples, len(examples))))
-        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, router_for(eval_set.task))
+        router = router_for(EvalSet(eval_set.task, examples))
+        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, router)
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
         scores = compute_metrics(task.metrics, predictions, examples["references"], spec.metric_preset)
         results.append(TaskResult(task=task.name, domain=task.domain, held_out=task.held_out,
                                   examples=len(examples), scores=scores, primary=task.metrics[0].name))
-        _write_predictions(run, task, examples, predictions)
+        _write_predictions(out_dir / run.predictions_dir.name, task, examples, predictions)
     if not accelerator.is_main_process:
         return None
     summary = summarize(results, metric_preset=spec.metric_preset, step=step)
-    write_report(summary, run.root)
+    write_report(summary, out_dir)
     return summary
 
 
-def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, predictions: list[str]) -> None:
-    path = run.predictions_dir / f"{task.name.replace('/', '__')}.jsonl"
+def _write_predictions(folder: Path, task: TaskSpec, examples: datasets.Dataset, predictions: list[str]) -> None:
+    path = folder / f"{task.name.replace('/', '__')}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for example, prediction in zip(examples, predictions):
@@ -83,18 +87,32 @@ def _write_predictions(run: RunDir, task: TaskSpec, examples: datasets.Dataset, 
 
 
 def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None,
-                 metric_preset: str | None = None) -> Summary | None:
+                 metric_preset: str | None = None, routing: str | None = None,
+                 fit_rows: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Summary | None:
     """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks).
 
-    `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings.
+    `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings. `routing`
+    routes the tasks the run did not train (routed runs): `fit` learns on the labelled `fit_rows`,
+    `fit-unlabelled` on the task's evaluation inputs, `arrow` mixes `top_k` skills per token; the
+    report then goes to RUN/routing/<mode>/, beside the run's own.
     """
     accelerator = Accelerator()
-    predictor = Predictor.from_run(run_dir, device=str(accelerator.device))
+    overrides = {"arrow_top_k": top_k} if top_k is not None else None
+    predictor = Predictor.from_run(run_dir, device=str(accelerator.device), eval_overrides=overrides)
     recipe = predictor.recipe
     overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset}
     spec = recipe.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)
+    trained = {row.name for row in predictor.task_table.values() if not row.held_out}
+
+    def router_for(eval_set: EvalSet) -> Router:
+        if routing is None or eval_set.task.name in trained:
+            return predictor.router(eval_set.task, None)
+        inputs = [{"input_ids": e["input_ids"], "task_id": e["task_id"]} for e in eval_set.examples]  # no labels
+        return predictor.router(eval_set.task, routing, fit_rows, inputs=inputs)
+
+    out_dir = predictor.run.root / "routing" / routing.replace("=", "-").replace("/", "__") if routing else None
     return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
-                         lambda task: predictor.router(task, None))
+                         router_for, out_dir=out_dir)

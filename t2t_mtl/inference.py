@@ -81,18 +81,23 @@ def adhoc_task(instruction: str) -> TaskSpec:
 class Predictor:
     """A trained run, ready to answer any task file's rows (routed runs route unseen tasks zero-shot)."""
 
-    def __init__(self, run: RunDir, model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, run: RunDir, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
+                 eval_overrides: dict[str, Any] | None = None) -> None:
         self.run = run
         self.model = model
         self.tokenizer = tokenizer
         self.recipe = run.recipe()
+        if eval_overrides:  # settings of this use (e.g. --top-k), not the run's
+            self.recipe = self.recipe.model_copy(update={"eval": self.recipe.eval.model_copy(update=eval_overrides)})
         table = run.tasks()
         self.task_table = {row.name: row for row in table}
-        self.routing_plan = self.recipe.method.routing_plan(model, tokenizer, table, self.recipe.eval.routing, run.root)
+        self.routing_plan = self.recipe.method.routing_plan(model, tokenizer, table, self.recipe.eval, run.root)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str | None = None) -> Predictor:
-        """Load the run's backbone and trained weights (final, else latest checkpoint)."""
+    def from_run(cls, run_dir: str | Path, device: str | None = None,
+                 eval_overrides: dict[str, Any] | None = None) -> Predictor:
+        """Load the run's backbone and trained weights (final, else latest checkpoint); `eval_overrides`
+        change the recipe's `eval` settings for this predictor."""
         run = RunDir(run_dir)
         recipe = run.recipe()
         run.tasks()  # a missing or corrupt task table is named here, before the model loads
@@ -102,7 +107,7 @@ class Predictor:
         saved_tokenizer = (weights / "tokenizer_config.json").is_file()
         tokenizer = AutoTokenizer.from_pretrained(weights) if saved_tokenizer else backbone.tokenizer
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(run, model, tokenizer)
+        return cls(run, model, tokenizer, eval_overrides)
 
     def task(self, task: TaskSpec | str | Path) -> TaskSpec:
         """A task spec from a spec, a task file path, or the name of a task of the run."""
@@ -127,10 +132,14 @@ class Predictor:
         count_truncation(spec, encoded, settings)  # warns, naming the task, when an instance was cut
         return encoded
 
-    def labelled_batches(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None = None
-                         ) -> list[dict[str, torch.Tensor]]:
-        """Rows of a task as labelled training batches on the model's device (for fitting a routing)."""
-        encoded = list(self.encode(spec, rows, template, labelled=True)) if rows else []
+    def labelled_batches(self, spec: TaskSpec, rows: list[dict[str, Any]], template: str | None = None,
+                         labelled: bool = True) -> list[dict[str, torch.Tensor]]:
+        """Rows of a task as batches on the model's device, with labels (training batches) or without (for
+        fitting a routing)."""
+        return self.batches(list(self.encode(spec, rows, template, labelled=labelled)) if rows else [])
+
+    def batches(self, encoded: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+        """Tokenized examples as batches of eval.batch_size on the model's device (labelled ones with decoder inputs)."""
         collate = Seq2SeqCollator(pad_id=self.tokenizer.pad_token_id,
                                   decoder_inputs=self.model.prepare_decoder_input_ids_from_labels)
         device = next(self.model.parameters()).device
@@ -139,15 +148,24 @@ class Predictor:
                 for start in range(0, len(encoded), size)]
 
     def router(self, spec: TaskSpec, routing: str | None, fit_rows: list[dict[str, Any]] | None = None,
-               template: str | None = None, rows: list[dict[str, Any]] | None = None) -> Router:
+               template: str | None = None, rows: list[dict[str, Any]] | None = None,
+               inputs: list[dict[str, Any]] | None = None) -> Router:
         """How a task is routed: learned when trained, else `routing` (default: the recipe's eval.routing).
 
         `similar` compares the task's instruction, rendered on its first row, with the trained tasks'.
+        `fit` learns on the labelled `fit_rows`; `fit-unlabelled` on `fit_rows`, else on `rows`
+        themselves, else on the tokenized `inputs` (an evaluation set's examples).
         """
         known = self.task_table.get(spec.name)
         instruction = known.instruction if known and template is None else task_instruction(spec, rows or [], template)
-        return self.routing_plan.router(spec.name, instruction, routing,
-                                   fit=lambda: self.labelled_batches(spec, fit_rows or [], template))
+
+        def fit(labelled: bool) -> list[dict[str, torch.Tensor]]:
+            if not labelled and not fit_rows and not rows and inputs:
+                return self.batches(inputs)
+            chosen = fit_rows if labelled or fit_rows else rows
+            return self.labelled_batches(spec, chosen or [], template, labelled=labelled)
+
+        return self.routing_plan.router(spec.name, instruction, routing, fit=fit)
 
     def fit_router(self, spec: TaskSpec, rows: list[dict[str, Any]], steps: int = 30, template: str | None = None
                    ) -> tuple[Router, list[float]]:
@@ -166,7 +184,8 @@ class Predictor:
         """One prediction per row, rendered with the task's evaluation template (or `template`).
 
         Routed runs route a trained task by its learned routing and any other task by
-        `routing`: average, similar, fit (on `fit_rows`) or task=NAME.
+        `routing`: average, similar, fit (on `fit_rows`), fit-unlabelled (on `fit_rows`, else
+        on `rows`) or task=NAME.
         """
         spec = self.task(task)
         if not rows:

@@ -97,7 +97,8 @@ class EvalSpec(Strict):
     num_beams: int = Field(default=1, gt=0)
     max_new_tokens: int = Field(default=64, gt=0)
     template: str | None = None
-    routing: Literal["average", "similar"] = "average"
+    routing: Literal["average", "similar", "arrow"] = "average"
+    arrow_top_k: int = Field(default=3, gt=0)  # routing arrow: skills each token mixes
     # Options that make the metrics count as another project's scorer (see evaluation.metrics.PRESETS).
     metric_preset: str | None = None
 

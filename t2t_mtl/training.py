@@ -22,7 +22,7 @@ from transformers import PretrainedConfig, get_scheduler
 
 from t2t_mtl.adapters.base import Router
 from t2t_mtl.checkpoints import Checkpointer
-from t2t_mtl.data import Seq2SeqCollator, TokenizerSettings, build_task_data
+from t2t_mtl.data import EvalSet, Seq2SeqCollator, TokenizerSettings, build_task_data
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.report import Summary
 from t2t_mtl.evaluator import evaluate_sets
@@ -34,7 +34,6 @@ from t2t_mtl.run_dir import COMPLETE, RunDir, input_lock, task_table
 from t2t_mtl.step_log import StepLog
 from t2t_mtl.tasks.mixture import MixtureRow
 from t2t_mtl.tasks.registry import select_tasks
-from t2t_mtl.tasks.schema import TaskSpec
 
 logger = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -200,7 +199,7 @@ class Trainer:
         self._deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
         self.model, self.optimizer, self.scheduler = self._prepare()  # builds the adapter: bad targets fail here
         self.routing_plan = self.method.routing_plan(self.accelerator.unwrap_model(self.model), self.backbone.tokenizer,
-                                                self.table, recipe.eval.routing)
+                                                     self.table, recipe.eval)
         self.train_router = self.routing_plan.learned()
         self.collate = Seq2SeqCollator(pad_id=self.backbone.tokenizer.pad_token_id,
                                        decoder_inputs=self.backbone.model.prepare_decoder_input_ids_from_labels)
@@ -344,10 +343,10 @@ class Trainer:
                 f"or skip rare bad batches with train.skip_nonfinite=K")
 
     # -- the run -----------------------------------------------------------------------
-    def _router_for(self, task: TaskSpec) -> Router:
+    def _router_for(self, eval_set: EvalSet) -> Router:
         """The router of a task in evaluation: learned when trained, the recipe's eval.routing when held out."""
-        instruction = next(row.instruction for row in self.table if row.name == task.name)
-        return self.routing_plan.router(task.name, instruction)
+        instruction = next(row.instruction for row in self.table if row.name == eval_set.task.name)
+        return self.routing_plan.router(eval_set.task.name, instruction)
 
     def evaluate(self, step: int | None) -> Summary | None:
         """Evaluate every evaluation set; returns the summary on the main process."""

@@ -13,6 +13,8 @@ from transformers import AutoModelForSeq2SeqLM
 
 from t2t_mtl.cli import main
 from t2t_mtl.inference import Predictor
+from t2t_mtl.modeling.routed import Routing, routed_call, routed_layers
+from t2t_mtl.run_dir import RunDir
 
 from conftest import colour_rows, make_recipe, write_task
 
@@ -160,3 +162,77 @@ def test_bad_merges_name_the_problem_and_write_nothing(lora_runs, tmp_path: Path
     assert main(["merge", str(a), "--out", str(a / "merged")]) == 2
     assert "inside the input run" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".out.merging-*"))
+
+
+@pytest.fixture(scope="module", params=["cpoly", "mhr"])
+def routed_runs(request, tmp_path_factory, tiny_t5: Path) -> tuple[Path, Path]:
+    """Two routed runs of one backbone with inventories of 2 and 3 skills, on different tasks."""
+    root = tmp_path_factory.mktemp(f"merge_{request.param}")
+    task_dir = root / "instructions"
+    write_task(task_dir / "toy", "toy/colours", colour_rows(40))
+    write_task(task_dir / "toy", "toy/colours_b", colour_rows(24), templates=[
+        {"id": "other", "instruction": "Which colour is it?", "input": "{{ text }}", "target": "{{ label }}"}])
+    write_task(task_dir / "toy", "toy/unseen", colour_rows(8), held_out=True)
+    shape = {"cpoly": {"n_exclusive_skills": 1}, "mhr": {"n_splits": 2}}[request.param]
+    runs = []
+    for name, tasks, skills in (("a", ["toy/colours"], 2), ("b", ["toy/colours_b", "toy/unseen"], 3)):
+        recipe = make_recipe(root / name, tiny_t5, task_dir, tasks=tasks, train={"max_steps": 6, "lr": 3e-2},
+                             adapter={"type": request.param, "rank": 4, "n_skills": skills, **shape})
+        path = root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        assert main(["train", str(path)]) == 0
+        runs.append(Path(recipe["output_dir"]))
+    return runs[0], runs[1]
+
+
+def test_concatenated_routed_runs_answer_each_task_as_its_own_run(routed_runs, tmp_path: Path):
+    a, b = (Path(shutil.copytree(run.parent, tmp_path / run.parent.name)) / "run" for run in routed_runs)
+    with torch.no_grad():  # make every skill and routing matter, so a wrong placement shows
+        for run in (a, b):
+            predictor = Predictor.from_run(run, device="cpu")
+            for layer in routed_layers(predictor.model):
+                layer.lora_routing["default"].normal_()
+                layer.lora_B["default"].weight.normal_(std=0.3)
+                for table in layer.lora_exclusive_B.values():
+                    table.normal_(std=0.3)
+            predictor.model.save_pretrained(run / "final")
+            RunDir(run).write_manifest(run / "final")
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 0
+    merged = Predictor.from_run(tmp_path / "m", device="cpu")
+    assert merged.recipe.adapter.n_skills == 5
+    rows = [{"text": r["text"]} for r in colour_rows(6)]
+    for run, task in ((a, "toy/colours"), (b, "toy/colours_b")):
+        own = Predictor.from_run(run, device="cpu")
+        assert merged.predict(task, rows) == own.predict(task, rows)
+        batch = merged.labelled_batches(merged.task(task), colour_rows(4))[0]
+        outputs = []
+        for predictor in (own, merged):  # in float64: equal up to the order of fp sums over 3 or 5 skills
+            model, ids = predictor.model.double(), torch.full((4,), predictor.task_table[task].id)
+            with torch.no_grad(), routed_call(model, Routing.tasks(ids)):
+                outputs.append(model(**{k: v for k, v in batch.items() if k != "task_ids"}).logits)
+        torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-9, atol=1e-9)
+    assert main(["evaluate", str(tmp_path / "m")]) == 0  # the held-out task routes zero-shot over all 5 skills
+    assert main(["merge", str(a), str(b), "--method", "ties", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_adamerging_fits_one_coefficient_per_layer_and_run_on_unlabelled_rows(lora_runs, tmp_path: Path):
+    a, b = lora_runs
+    rows = tmp_path / "unlabelled.jsonl"
+    rows.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in colour_rows(8)))
+    assert main(["merge", str(a), str(b), "--method", "adamerging", "--fit-data", str(rows), "--fit-steps", "12",
+                 "--out", str(tmp_path / "ada")]) == 0
+    assert main(["merge", str(a), str(b), "--method", "task_arithmetic", "--out", str(tmp_path / "ta")]) == 0
+    entropies = [json.loads(line)["entropy"] for line in (tmp_path / "ada" / "log.jsonl").read_text().splitlines()]
+    assert len(entropies) == 12 and entropies[-1] < entropies[0]
+    record = json.loads((tmp_path / "ada" / "merge.json").read_text())
+    assert record["fit_task"] == "toy/unseen" and len(record["coefficients_per_layer"]) > 0
+    fitted, start = (load_file(tmp_path / run / "final" / "adapter_model.safetensors") for run in ("ada", "ta"))
+    assert fitted.keys() == start.keys()
+    for key, value in fitted.items():  # only each run's block of A moved, by one factor per layer and run
+        if key.endswith("lora_A.weight"):
+            for block in (value[:4] / start[key][:4], value[4:] / start[key][4:]):
+                torch.testing.assert_close(block, torch.full_like(block, float(block.flatten()[0])))
+        else:
+            assert torch.equal(value, start[key])
+    assert main(["evaluate", str(tmp_path / "ada")]) == 0
+    assert main(["merge", str(a), "--method", "adamerging", "--out", str(tmp_path / "x")]) == 2

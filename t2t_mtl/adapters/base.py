@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from t2t_mtl.modeling.backbone import Backbone
     from t2t_mtl.modeling.routed.routing import Routing
+    from t2t_mtl.recipe import EvalSpec
     from t2t_mtl.task_table import TaskRow
 
 
@@ -40,10 +41,12 @@ class RoutingPlan:
 
     def __init__(self, method: str) -> None:
         self.method = method
+        self.fits: dict[str, tuple[str, list[float]]] = {}  # task -> (mode, loss per step) of the routings fitted
 
     def router(self, task: str, instruction: str, mode: str | None = None,
-               fit: Callable[[], list[dict[str, torch.Tensor]]] | None = None) -> Router:
-        """The router of `task` under `mode` (None: the run's own choice); `fit` gives labelled batches."""
+               fit: Callable[[bool], list[dict[str, torch.Tensor]]] | None = None) -> Router:
+        """The router of `task` under `mode` (None: the run's own choice); `fit(labelled)` gives the task's
+        batches to fit a routing on, with labels or without."""
         if mode is not None:
             raise T2TError(f"--routing applies to routed adapters; this run trained adapter.type: {self.method}")
         return Router()
@@ -98,8 +101,9 @@ class AdapterMethod(ABC):
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
     def routing_plan(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                     default_mode: str, run_root: Path | None = None) -> RoutingPlan:
-        """How the run's tasks are routed; `run_root` holds what a saved plan wrote."""
+                     spec: EvalSpec, run_root: Path | None = None) -> RoutingPlan:
+        """How the run's tasks are routed in evaluation and prediction (`spec`); `run_root` holds what a saved
+        plan wrote."""
         return RoutingPlan(self.name)
 
     def export(self, model: nn.Module, routing: Routing | None, merge: bool) -> nn.Module:

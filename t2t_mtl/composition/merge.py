@@ -12,18 +12,21 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from t2t_mtl.adapters.full.settings import FullSettings
 from t2t_mtl.adapters.lora.settings import LoraSettings
+from t2t_mtl.adapters.routed.settings import RoutedSettings
 from t2t_mtl.adapters.saved import reading_weights, refuse_unexpected, saved_adapter_config
+from t2t_mtl.composition.adamerging import fit_multipliers, lora_layer_names
+from t2t_mtl.composition.skills import concatenated_skills
 from t2t_mtl.composition.task_vectors import (
     FOLDED,
     METHODS,
@@ -33,6 +36,7 @@ from t2t_mtl.composition.task_vectors import (
     stacked,
 )
 from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.inference import Predictor
 from t2t_mtl.manifest import read_manifest
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.recipe import Recipe
@@ -42,28 +46,59 @@ from t2t_mtl.tasks.registry import entry_for
 
 logger = logging.getLogger(__name__)
 
+CONCAT = "concat"  # routed runs: skill inventories side by side
+ADAMERGING = "adamerging"  # task arithmetic with per-layer coefficients fitted on unlabelled rows
+LORA_METHODS = (*METHODS, ADAMERGING)
+FIT_STEPS, FIT_LR = 30, 0.05
 PREFIX = "base_model.model."  # PEFT's prefix of the backbone's names in a saved seq2seq adapter
 # Defaults: methods that sum the task vectors scale them by 0.3 (FusionBench's Task Arithmetic
 # setting); averaging ones (linear's 1/n weights, TIES' disjoint mean) by 1.
-DEFAULT_LAMBDA = {"linear": 1.0, "task_arithmetic": 0.3, "ties": 1.0, "dare_linear": 0.3, "dare_ties": 1.0}
+DEFAULT_LAMBDA = {"linear": 1.0, "task_arithmetic": 0.3, "ties": 1.0, "dare_linear": 0.3, "dare_ties": 1.0,
+                  ADAMERGING: 0.3}  # AdaMerging starts from Task Arithmetic's λ
 DEFAULT_DENSITY = {"ties": 0.2, "dare_linear": 0.5, "dare_ties": 0.5}  # TIES keeps the top 20%; DARE drops half
 
 
 @dataclass(frozen=True)
 class MergeSettings:
-    """How to merge: the method, one weight per run (default 1/n for linear, else 1), λ, density, DARE's seed."""
+    """How to merge: the method, one weight per run (default 1/n for linear, else 1), λ, density, DARE's seed.
 
-    method: str = "linear"
+    `method` None is `linear` for LoRA runs and `concat` (the only way) for routed runs.
+    """
+
+    method: str | None = None
     weights: list[float] | None = None
     scale: float | None = None  # λ; None: DEFAULT_LAMBDA of the method
     density: float | None = None  # None: DEFAULT_DENSITY of the method
     seed: int = 0
+    fit_rows: list[dict[str, Any]] | None = None  # adamerging: unlabelled rows of `fit_task`
+    fit_task: str | None = None  # a task of the runs or a task file; None: the runs' one held-out task
+    fit_steps: int = FIT_STEPS
+
+    def for_inputs(self, routed: bool) -> MergeSettings:
+        """These settings with the method of the inputs' kind resolved and checked."""
+        if not routed:
+            return replace(self, method=self.method or "linear")
+        if self.method not in (None, CONCAT):
+            raise T2TError(f"--method {self.method} merges LoRA task vectors; routed runs merge by putting their "
+                           f"skills side by side (--method {CONCAT}, the default for routed runs)")
+        given = [flag for flag, value in (("--weights", self.weights), ("--lambda", self.scale),
+                                          ("--density", self.density)) if value is not None]
+        if given:
+            raise T2TError(f"{', '.join(given)}: routed runs merge by concatenating skills, which keeps every task's "
+                           f"own routing; there is nothing to weight")
+        return replace(self, method=CONCAT)
 
     def check(self, runs: int) -> None:
         """Refuse an unknown method, a weight count that is not one per run, or a density outside (0, 1]."""
-        if self.method not in METHODS:
-            raise T2TError(f"--method {self.method} is not a merge method.{closest(self.method, METHODS)} "
-                           f"Methods: {', '.join(METHODS)}")
+        if self.method == CONCAT:
+            return
+        if self.method not in LORA_METHODS:
+            raise T2TError(f"--method {self.method} is not a merge method.{closest(self.method, LORA_METHODS)} "
+                           f"Methods: {', '.join(LORA_METHODS)}")
+        if (self.method == ADAMERGING) != bool(self.fit_rows):
+            raise T2TError("--method adamerging fits its coefficients on unlabelled rows: give --fit-data ROWS.jsonl"
+                           if self.method == ADAMERGING else
+                           f"--fit-data is read by --method adamerging only, not {self.method}")
         if self.weights is not None and len(self.weights) != runs:
             raise T2TError(f"--weights gives {len(self.weights)} values for {runs} runs: give one weight per run, "
                            f"in the order of the runs")
@@ -96,38 +131,50 @@ class InputRun:
     adapter: SavedLora
     config: dict[str, Any] = field(repr=False)
 
+    @property
+    def routed(self) -> bool:
+        """Whether the run trained routed skills (Poly, MHR, C-Poly) rather than one LoRA."""
+        return isinstance(self.recipe.adapter, RoutedSettings)
+
 
 def _input_run(path: Path) -> InputRun:
-    """Load and check one input: a LoRA run with verified trained weights."""
+    """Load and check one input: a LoRA or routed run with verified trained weights."""
     run = RunDir(path)
     recipe = run.recipe()  # "not a run folder" when it has no recipe.yaml
     table = run.tasks()
     weights = run.trained_weights()
-    if recipe.adapter.type != "lora":
-        raise T2TError(f"{path} trained adapter.type: {recipe.adapter.type}; merge combines LoRA runs "
-                       f"(adapter.type: lora) trained on the same backbone")
+    if not isinstance(recipe.adapter, LoraSettings):
+        raise T2TError(f"{path} trained adapter.type: {recipe.adapter.type}; merge combines LoRA runs, or routed "
+                       f"runs (poly, mhr, cpoly), trained on the same backbone")
     config = saved_adapter_config(weights)
     if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_dora"):
         raise T2TError(f"{weights / 'adapter_config.json'} uses per-layer ranks or DoRA, which merge does not support")
     with reading_weights(weights):
         state = load_file(weights / "adapter_model.safetensors")
-    rank = int(config["r"])
+    rank = int(config.get("skill_rank", config["r"]))
     scale = config["lora_alpha"] / (rank ** 0.5 if config.get("use_rslora") else rank)
-    return InputRun(run, recipe, table, weights, SavedLora(str(path), state, rank, scale), config)
+    return InputRun(run, recipe, table, weights, SavedLora(str(path), state, int(config["r"]), scale), config)
 
 
 def _check_compatible(inputs: list[InputRun]) -> None:
-    """Refuse runs of different backbones or adapter placements; warn about differing sequence lengths."""
+    """Refuse runs of different kinds, backbones or adapter shapes; warn about differing sequence lengths."""
     first = inputs[0]
+    keys = ["target_modules"]
+    if first.routed:
+        keys += ["skill_rank", "n_splits", "n_exclusive_skills"]
     for other in inputs[1:]:
-        for what, ours, theirs in (
-            ("model.name_or_path", first.recipe.model.name_or_path, other.recipe.model.name_or_path),
-            ("model.dtype", first.recipe.model.dtype, other.recipe.model.dtype),
-            ("adapter.targets", first.config.get("target_modules"), other.config.get("target_modules")),
-        ):
+        if other.routed != first.routed:
+            raise T2TError(f"{first.run.root} trained adapter.type: {first.recipe.adapter.type} and {other.run.root} "
+                           f"adapter.type: {other.recipe.adapter.type}: merge combines LoRA runs with LoRA runs, "
+                           f"routed runs with routed runs")
+        differ = [(f"model.{key}", getattr(first.recipe.model, key), getattr(other.recipe.model, key))
+                  for key in ("name_or_path", "dtype")]
+        differ += [(f"{key} (adapter_config.json)", first.config.get(key), other.config.get(key)) for key in keys]
+        for what, ours, theirs in differ:
             if ours != theirs:
                 raise T2TError(f"{first.run.root} and {other.run.root} differ in {what} ({ours!r} and {theirs!r}): "
-                               f"merge combines runs trained on the same backbone with the same adapter.targets")
+                               f"merge combines runs trained on the same backbone with adapters of the same shape "
+                               f"and adapter.targets")
         if (other.recipe.model.max_source_length, other.recipe.model.max_target_length) != (
                 first.recipe.model.max_source_length, first.recipe.model.max_target_length):
             logger.warning("%s and %s were trained with different model.max_source_length/max_target_length; the "
@@ -156,24 +203,41 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
         raise T2TError(f"--out {out}: the folder {out.parent} is not writable. Choose another folder.")
 
 
-def _union(inputs: list[InputRun]) -> tuple[list[TaskRow], dict[str, Any], dict[str, Any], list[Any]]:
-    """The union of the inputs' tasks (a task trained by any input is trained), locks and recipe entries."""
-    rows: dict[str, TaskRow] = {}
+@dataclass
+class Union:
+    """The merged task table (a task trained by any input is trained), where each row came from, locks, entries."""
+
+    table: list[TaskRow]
+    sources: list[tuple[int, int]]  # per merged row: (input, that input's row id)
+    templates: dict[str, Any]
+    data: dict[str, Any]
+    entries: list[Any]
+
+
+def _union(inputs: list[InputRun]) -> Union:
+    """The union of the inputs' tasks, in input order; a task in several runs keeps its first trained row."""
+    rows: dict[str, tuple[TaskRow, tuple[int, int]]] = {}
     templates: dict[str, Any] = {}
     data: dict[str, Any] = {}
     entries: dict[str, Any] = {}
-    for item in inputs:
+    for index, item in enumerate(inputs):
         locks = item.run.inputs()
         for row in item.table:
             known = rows.get(row.name)
-            if known is None or (known.held_out and not row.held_out):
-                rows[row.name] = row.model_copy(update={"id": known.id if known else len(rows)})
+            if item.routed and known is not None and not known[0].held_out and not row.held_out:
+                logger.warning("%s is a trained task of several merged runs; the merged run routes it as %s did",
+                               row.name, inputs[known[1][0]].run.root)
+            if known is None or (known[0].held_out and not row.held_out):
+                new_id = known[0].id if known else len(rows)
+                rows[row.name] = (row.model_copy(update={"id": new_id}), (index, row.id))
                 entries[row.name] = entry_for(item.recipe, row.name).model_copy(update={"name": row.name})
             for lock, found in ((templates, locks["templates"]), (data, locks["data"])):
                 if row.name in found and lock.setdefault(row.name, found[row.name]) != found[row.name]:
                     logger.warning("%s: its templates or data differ between the merged runs; the merged run "
                                    "records those of the first run that has it", row.name)
-    return sorted(rows.values(), key=lambda r: r.id), templates, data, [entries[n] for n in rows]
+    ordered = sorted(rows.values(), key=lambda pair: pair[0].id)
+    return Union([row for row, _ in ordered], [source for _, source in ordered], templates, data,
+                 [entries[row.name] for row, _ in ordered])
 
 
 def _weights_sha(item: InputRun) -> str | None:
@@ -184,29 +248,23 @@ def _weights_sha(item: InputRun) -> str | None:
 
 
 def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
-    """Merge the LoRA runs at `paths` into a new run folder `out`; returns it."""
+    """Merge the LoRA runs (or the routed runs) at `paths` into a new run folder `out`; returns it."""
     if not paths:
         raise T2TError("merge needs at least one run folder")
-    settings.check(len(paths))
     inputs = [_input_run(path) for path in paths]
     _check_compatible(inputs)
+    settings = settings.for_inputs(inputs[0].routed)
+    settings.check(len(paths))
+    union = _union(inputs)
+    fit_task = _fit_task(settings, union) if settings.method == ADAMERGING else None
     _check_out(out, paths)  # the last check: it makes the folder --out goes in
-    coefficients = settings.coefficients(len(inputs))
-    table, templates, data, entries = _union(inputs)
-    first = inputs[0]
-    folded = settings.method in FOLDED
-    adapters = [i.adapter for i in inputs]
-    if folded:
-        adapter_settings = FullSettings()
-    else:
-        rank = sum(a.rank for a in adapters)
-        adapter_settings = LoraSettings(rank=rank, alpha=first.adapter.scale * rank, dropout=first.recipe.adapter.dropout,
-                                        targets=first.recipe.adapter.targets)
-    recipe = first.recipe.model_copy(update={"adapter": adapter_settings, "tasks": entries, "output_dir": str(out),
-                                             "eval": first.recipe.eval.model_copy(update={"tasks": None})})
+    recipe = _merged_recipe(inputs, settings, union, out)
+    coefficients = None if settings.method == CONCAT else settings.coefficients(len(inputs))
+    stored = {CONCAT: f"{recipe.adapter.type} with {getattr(recipe.adapter, 'n_skills', 0)} skills per layer",
+              **dict.fromkeys(FOLDED, "full weights (the merge is full rank)")}
     record = {"method": settings.method, "coefficients": coefficients, "seed": settings.seed,
-              "density": settings.kept() if folded else None,
-              "stored_as": "full weights (the merge is full rank)" if folded else f"LoRA of rank {recipe.adapter.rank}",
+              "density": settings.kept() if settings.method in FOLDED else None,
+              "stored_as": stored.get(settings.method, f"LoRA of rank {getattr(recipe.adapter, 'rank', 0)}"),
               "inputs": [{"run": str(i.run.root.resolve()), "run_id": i.run.recorded_run_id(),
                           "weights": str(i.weights.resolve()), "adapter_sha256": _weights_sha(i),
                           "tasks": [row.name for row in i.table]} for i in inputs]}
@@ -216,9 +274,11 @@ def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
         run = RunDir(staging)
         staging.mkdir()
         run.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
-        run.write_tables(table, templates, data or None)
+        run.write_tables(union.table, union.templates, union.data or None)
+        _write_final(run, recipe, inputs, union, settings)
+        if fit_task is not None:
+            record.update(_fit_coefficients(run, inputs, fit_task, settings))
         run.merge_file.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        _write_final(run, recipe, inputs, coefficients, settings)
         os.rename(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -226,11 +286,27 @@ def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
     return out
 
 
-def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], coefficients: list[float],
-                 settings: MergeSettings) -> None:
-    """final/: the merged weights (a PEFT LoRA, or full weights), the tokenizer, the manifest and the marker."""
+def _merged_recipe(inputs: list[InputRun], settings: MergeSettings, union: Union, out: Path) -> Recipe:
+    """The first input's recipe with the merged adapter, the union of the tasks and `out`."""
+    first = inputs[0]
+    adapter = first.recipe.adapter
+    if settings.method == CONCAT:
+        adapter = adapter.model_copy(update={"n_skills": sum(i.recipe.adapter.n_skills for i in inputs)})
+    elif settings.method in FOLDED:
+        adapter = FullSettings()
+    else:
+        rank = sum(i.adapter.rank for i in inputs)
+        adapter = LoraSettings(rank=rank, alpha=first.adapter.scale * rank, dropout=adapter.dropout,
+                               targets=adapter.targets)
+    return first.recipe.model_copy(update={"adapter": adapter, "tasks": union.entries, "output_dir": str(out),
+                                           "eval": first.recipe.eval.model_copy(update={"tasks": None})})
+
+
+def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Union, settings: MergeSettings) -> None:
+    """final/: the merged weights (a PEFT adapter, or full weights), the tokenizer, the manifest and the marker."""
     adapters = [i.adapter for i in inputs]
     backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
+    coefficients = [1.0] * len(inputs) if settings.method == CONCAT else settings.coefficients(len(inputs))
     full_modules = averaged_full_modules(adapters, coefficients)
     if settings.method in FOLDED:
         model = backbone.model
@@ -242,15 +318,57 @@ def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], coefficien
             unexpected = model.load_state_dict({k.removeprefix(PREFIX): v for k, v in full_modules.items()},
                                                strict=False).unexpected_keys
     else:
-        model = recipe.method.build(backbone, recipe.adapter, n_tasks=1)
-        state = {**stacked(adapters, coefficients, adapters[0].scale), **full_modules}
-        unexpected = getattr(set_peft_model_state_dict(model, state), "unexpected_keys", [])
+        if settings.method == CONCAT:
+            merged = concatenated_skills([a.name for a in adapters], [a.state for a in adapters],
+                                         [i.recipe.adapter.n_skills for i in inputs], union.sources)
+        else:
+            merged = stacked(adapters, coefficients, adapters[0].scale)
+        model = recipe.method.build(backbone, recipe.adapter, n_tasks=len(union.table))
+        unexpected = getattr(set_peft_model_state_dict(model, {**merged, **full_modules}), "unexpected_keys", [])
     refuse_unexpected(inputs[0].weights, unexpected)
-    final = run.fresh_final()
-    recipe.method.save(model, final)
     tokenizer_folder = inputs[0].weights
     tokenizer = (AutoTokenizer.from_pretrained(tokenizer_folder) if (tokenizer_folder / "tokenizer_config.json").is_file()
                  else backbone.tokenizer)
+    _save_final(run, recipe, model, tokenizer)
+    recipe.method.routing_plan(model, tokenizer, union.table, recipe.eval).save(run.root)
+
+
+def _save_final(run: RunDir, recipe: Recipe, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Write the model and tokenizer to a fresh final/, its manifest, then the marker."""
+    final = run.fresh_final()
+    recipe.method.save(model, final)
     tokenizer.save_pretrained(final)
     run.write_manifest(final)
     (final / COMPLETE).touch()
+
+
+def _fit_task(settings: MergeSettings, union: Union) -> str:
+    """The task whose rows AdaMerging fits on: --fit-task (a task of the runs, or a task file), else the one
+    held-out task of the runs."""
+    names = [row.name for row in union.table]
+    if settings.fit_task is not None:
+        if settings.fit_task not in names and not settings.fit_task.endswith((".yaml", ".yml")):
+            raise T2TError(f"--fit-task {settings.fit_task} is not a task of the merged runs."
+                           f"{closest(settings.fit_task, names)} Give one of {', '.join(names)}, or a task file")
+        return settings.fit_task
+    held_out = [row.name for row in union.table if row.held_out]
+    if len(held_out) != 1:
+        raise T2TError(f"--method adamerging: name the task of the --fit-data rows with --fit-task (the runs hold "
+                       f"{len(held_out)} held-out tasks{': ' + ', '.join(held_out) if held_out else ''})")
+    return held_out[0]
+
+
+def _fit_coefficients(run: RunDir, inputs: list[InputRun], task: str, settings: MergeSettings) -> dict[str, Any]:
+    """AdaMerging on the stacked merge in `run`: fit, save final/ again, log the curve; the record's additions."""
+    predictor = Predictor.from_run(run.root)
+    batches = predictor.labelled_batches(predictor.task(task), settings.fit_rows or [], labelled=False)
+    multipliers, losses = fit_multipliers(predictor.model, [i.adapter.rank for i in inputs], batches,
+                                          settings.fit_steps, FIT_LR, predictor.recipe.eval.max_new_tokens)
+    _save_final(run, predictor.recipe, predictor.model, predictor.tokenizer)
+    with run.log_file.open("w", encoding="utf-8") as log:
+        log.writelines(json.dumps({"fit_step": step, "entropy": loss}) + "\n" for step, loss in enumerate(losses))
+    start = torch.tensor(settings.coefficients(len(inputs)))
+    return {"fit_task": task, "fit_rows": len(settings.fit_rows or []), "fit_steps": settings.fit_steps,
+            "entropy": {"first": losses[0], "last": losses[-1]},
+            "coefficients_per_layer": [f"{layer}: {', '.join(f'{c:.4f}' for c in row)}" for layer, row in
+                                       zip(lora_layer_names(predictor.model), (multipliers * start).tolist())]}

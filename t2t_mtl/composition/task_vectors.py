@@ -50,7 +50,7 @@ class SavedLora:
 
     def trained_in_full(self) -> list[str]:
         """Keys of the modules trained in full beside the adapter (PEFT's modules_to_save)."""
-        return sorted(key for key in self.state if not key.endswith((LORA_A, LORA_B)))
+        return sorted(key for key in self.state if ".lora_" not in key)
 
 
 def same_modules(adapters: list[SavedLora]) -> list[str]:

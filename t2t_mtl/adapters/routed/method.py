@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peft import LoraConfig
 from torch import nn
@@ -25,6 +25,9 @@ from t2t_mtl.modeling.routed.model import (
 )
 from t2t_mtl.modeling.routed.routing import Routing
 from t2t_mtl.task_table import TaskRow
+
+if TYPE_CHECKING:
+    from t2t_mtl.recipe import EvalSpec
 
 
 class RoutedMethod(LoraMethod):
@@ -54,8 +57,8 @@ class RoutedMethod(LoraMethod):
                  "weight_decay": 0.0}]
 
     def routing_plan(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                     default_mode: str, run_root: Path | None = None) -> RoutingPlan:
-        return RoutedPlan(self.name, model, tokenizer, table, default_mode, run_root)
+                     spec: EvalSpec, run_root: Path | None = None) -> RoutingPlan:
+        return RoutedPlan(self.name, model, tokenizer, table, spec, run_root)
 
     def export(self, model: nn.Module, routing: Routing | None, merge: bool) -> nn.Module:
         """Merged plain weights, or a plain PEFT LoRA (rank = skill rank), of one routing."""

@@ -7,37 +7,53 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.adapters.base import Router, RoutingPlan
 from t2t_mtl.errors import T2TError, closest
-from t2t_mtl.losses import mean_token_loss
+from t2t_mtl.losses import greedy_continuation, mean_token_loss, prediction_entropy
 from t2t_mtl.modeling.routed.model import routed_call, task_weights
-from t2t_mtl.modeling.routed.routing import Routing
-from t2t_mtl.modeling.routed.zero_shot import average_routing, fit_routing, instruction_embeddings, similar_routing
+from t2t_mtl.modeling.routed.routing import Arrow, Routing
+from t2t_mtl.modeling.routed.zero_shot import (
+    arrow_prototypes,
+    average_routing,
+    fit_routing,
+    instruction_embeddings,
+    similar_routing,
+    skills_fingerprint,
+)
 from t2t_mtl.task_table import TaskRow
+
+if TYPE_CHECKING:
+    from t2t_mtl.recipe import EvalSpec
 
 logger = logging.getLogger(__name__)
 EMBEDDINGS_FILE = "task_embeddings.safetensors"  # in the run folder: the task table's instruction embeddings
-ROUTING_MODES = ("average", "similar", "fit", "task=NAME")
+PROTOTYPES_FILE = "arrow_prototypes.safetensors"  # in the run folder: the skills' Arrow prototypes
+ROUTING_MODES = ("average", "similar", "fit", "fit-unlabelled", "arrow", "task=NAME")
 FIT_STEPS, FIT_LR = 30, 0.1
 
 
 @dataclass
 class RoutedRouter(Router):
-    """Routes each call by the examples' own task ids, a borrowed task's id, or one fixed routing
-    (layers, splits, shared skills) for every example."""
+    """Routes each call by the examples' own task ids, a borrowed task's id, one fixed routing
+    (layers, splits, shared skills) for every example, or per token (Arrow)."""
 
     model: nn.Module
     weights: torch.Tensor | None = None
     task: int | None = None
+    arrow: Arrow | None = None
 
     def routing(self, task_ids: torch.Tensor) -> Routing:
         """The routing of one call over examples of `task_ids`."""
+        if self.arrow is not None:
+            return Routing.per_token(self.arrow)
         if self.weights is not None:
             return Routing.fixed(self.weights)
         if self.task is not None:
@@ -52,12 +68,14 @@ class RoutedPlan(RoutingPlan):
     """Chooses how any task is routed in a routed run.
 
     A trained task uses its learned routing unless a mode is given; any other task uses
-    `mode`, else the run's `default_mode` (eval.routing): `average`, `similar` (by instruction
-    similarity), `fit` (learned on labelled batches) or `task=NAME` (a trained task's routing).
+    `mode`, else the run's eval.routing: `average`, `similar` (by instruction similarity),
+    `fit` (learned on labelled batches), `fit-unlabelled` (learned on unlabelled batches by
+    minimising the entropy of the model's own greedy answers, of up to eval.max_new_tokens)
+    or `task=NAME` (a trained task's routing).
     """
 
     def __init__(self, method: str, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                 default_mode: str, run_root: Path | None = None) -> None:
+                 spec: EvalSpec, run_root: Path | None = None) -> None:
         super().__init__(method)
         self.model = model
         self.tokenizer = tokenizer
@@ -65,7 +83,10 @@ class RoutedPlan(RoutingPlan):
         self.trained = [row.id for row in table if not row.held_out]
         self.held_out = {row.name for row in table if row.held_out}
         self.instructions = [row.instruction for row in table]
-        self.default_mode = default_mode
+        self.default_mode = spec.routing
+        self.max_new_tokens = spec.max_new_tokens
+        self.top_k = spec.arrow_top_k
+        self.run_root = run_root
         saved = run_root / EMBEDDINGS_FILE if run_root is not None else None
         self._embeddings = load_file(str(saved))["embeddings"] if saved is not None and saved.is_file() else None
 
@@ -76,6 +97,24 @@ class RoutedPlan(RoutingPlan):
             self._embeddings = instruction_embeddings(self.model, self.tokenizer, self.instructions)
         return self._embeddings
 
+    def prototypes(self) -> tuple[torch.Tensor, ...]:
+        """Arrow's skill prototypes: cached in the run folder, recomputed when the skills changed."""
+        device = next(self.model.parameters()).device
+        fingerprint = skills_fingerprint(self.model)
+        cache = self.run_root / PROTOTYPES_FILE if self.run_root is not None else None
+        if cache is not None and cache.is_file():
+            with safe_open(str(cache), "pt") as saved:
+                if (saved.metadata() or {}).get("skills_sha256") == fingerprint:
+                    return tuple(saved.get_tensor(f"layer.{i}").to(device) for i in range(len(saved.keys())))
+        prototypes = arrow_prototypes(self.model)
+        if cache is not None:
+            try:
+                save_file({f"layer.{i}": p.contiguous() for i, p in enumerate(prototypes)}, str(cache),
+                          metadata={"skills_sha256": fingerprint})
+            except OSError as error:  # a read-only run folder: the prototypes are computed again next time
+                logger.warning("could not cache Arrow prototypes in %s (%s)", cache, error.strerror)
+        return tuple(p.to(device) for p in prototypes)
+
     def save(self, run_root: Path) -> None:
         save_file({"embeddings": self.embeddings.contiguous()}, str(run_root / EMBEDDINGS_FILE))
 
@@ -83,7 +122,7 @@ class RoutedPlan(RoutingPlan):
         return RoutedRouter(self.model)
 
     def router(self, task: str, instruction: str, mode: str | None = None,
-               fit: Callable[[], list[dict[str, torch.Tensor]]] | None = None) -> Router:
+               fit: Callable[[bool], list[dict[str, torch.Tensor]]] | None = None) -> Router:
         if mode is None:
             if task in self.ids and self.ids[task] in self.trained:
                 return RoutedRouter(self.model)
@@ -94,8 +133,15 @@ class RoutedPlan(RoutingPlan):
         if mode == "fit":
             if fit is None:
                 raise T2TError("routing 'fit' needs labelled rows of the task (--fit-data FILE.jsonl)")
-            return self.fit(fit())[0]
-        return self._zero_shot(mode, instruction)
+            router, losses = self.fit(fit(True))
+        elif mode == "fit-unlabelled":
+            if fit is None:
+                raise T2TError("routing 'fit-unlabelled' needs rows of the task (its --input, or --fit-data FILE.jsonl)")
+            router, losses = self.fit_unlabelled(fit(False))
+        else:
+            return self._zero_shot(mode, instruction)
+        self.fits[task] = (mode, losses)
+        return router
 
     def _zero_shot(self, mode: str, instruction: str) -> RoutedRouter:
         """The router of a zero-shot mode other than `fit`."""
@@ -107,6 +153,8 @@ class RoutedPlan(RoutingPlan):
                                                                     temperature=0.1))
         if mode.startswith("task="):
             return RoutedRouter(self.model, task=self._trained_id(mode))
+        if mode == "arrow":
+            return RoutedRouter(self.model, arrow=Arrow(self.prototypes(), top_k=self.top_k))
         raise T2TError(f"unknown routing mode '{mode}'.{closest(mode, ROUTING_MODES)} Modes: {', '.join(ROUTING_MODES)}")
 
     def _trained_id(self, mode: str) -> int:
@@ -124,6 +172,19 @@ class RoutedPlan(RoutingPlan):
         weights, losses = fit_routing(self.model, batches, mean_token_loss, start, steps, lr=FIT_LR)
         return RoutedRouter(self.model, weights=weights), losses
 
+    def fit_unlabelled(self, batches: list[dict[str, torch.Tensor]], steps: int = FIT_STEPS
+                       ) -> tuple[RoutedRouter, list[float]]:
+        """Fit an unseen task's routing on unlabelled batches, from the average, by minimising the mean token
+        entropy of the model's own greedy answers; (router, per-step mean entropies)."""
+        if not batches:
+            raise T2TError("routing 'fit-unlabelled' needs rows of the task (its --input, or --fit-data FILE.jsonl)")
+        start = average_routing(self.model, self.trained)
+        weights, losses = fit_routing(self.model, batches, prediction_entropy, start, steps, lr=FIT_LR,
+                                      prepare=lambda model, batch: greedy_continuation(model, batch,
+                                                                                       self.max_new_tokens),
+                                      progress=True)
+        return RoutedRouter(self.model, weights=weights), losses
+
     def single(self, task: str | None, mode: str | None, instruction: str | None) -> Routing:
         """The one routing an export folds in: a trained task's (`task`), or a zero-shot `mode`'s."""
         if task is not None:
@@ -135,8 +196,11 @@ class RoutedPlan(RoutingPlan):
             raise T2TError("exporting a routed run needs --task NAME or --routing MODE (average, similar, task=NAME)")
         if mode == "similar" and not instruction:
             raise T2TError("export --routing similar needs --instruction TEXT (the new task's instruction)")
-        if mode == "fit":
-            raise T2TError("export --routing fit is not supported: fit a routing with predict, or use --task NAME")
+        if mode in ("fit", "fit-unlabelled"):
+            raise T2TError(f"export --routing {mode} is not supported: fit a routing with predict, or use --task NAME")
+        if mode == "arrow":
+            raise T2TError("export --routing arrow is not possible: Arrow routes every token on its own, so no single "
+                           "routing folds into the weights. Use average, similar or task=NAME")
         router = self._zero_shot(mode, instruction or "")
         if router.task is not None:
             return Routing.fixed(task_weights(self.model)[router.task], task=router.task)

@@ -111,6 +111,34 @@ def concat_delta(h: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weights: tor
     return out
 
 
+def skill_prototypes(a: torch.Tensor, b: torch.Tensor, rank: int) -> torch.Tensor:
+    """Arrow's prototype of every skill of a layer: the top right singular vector of B_s A_s, (skills, in), float32.
+
+    B_s = Q R (QR), so B_s A_s = Q (R A_s) has the right singular vectors of the r × in matrix
+    R A_s: exact, without forming the out × in update. A vector's sign is arbitrary; Arrow
+    uses |x · v|.
+    """
+    skills = a.shape[0] // rank
+    a_skills = a.double().view(skills, rank, -1)
+    b_skills = b.double().view(b.shape[0], skills, rank).transpose(0, 1)  # (S, out, r)
+    r_factors = torch.linalg.qr(b_skills, mode="r").R
+    return torch.linalg.svd(r_factors @ a_skills, full_matrices=False).Vh[:, 0].float()
+
+
+def arrow_delta(h: torch.Tensor, a: torch.Tensor, b: torch.Tensor, prototypes: torch.Tensor, rank: int, top_k: int,
+                temperature: float, scale: float = 1.0) -> torch.Tensor:
+    """Arrow's per-token delta: Σ_s c_s(x) · scale · B_s A_s x, with c = softmax over the top-k skills of |x · v_s|.
+
+    Each skill is used whole (as its own LoRA), so the mix is of the skills' outputs, token by token.
+    """
+    skills = a.shape[0] // rank
+    closeness = (h @ prototypes.to(h.dtype).t()).abs()  # (batch, tokens, S)
+    top, chosen = closeness.topk(min(top_k, skills), dim=-1)
+    coefficients = torch.zeros_like(closeness).scatter_(-1, chosen, torch.softmax(top / temperature, dim=-1))
+    per_skill = F.linear(h, a).unflatten(-1, (skills, rank)) * (coefficients * scale).unsqueeze(-1)
+    return F.linear(per_skill.flatten(-2), b)
+
+
 def choose(rows: int, grad: bool) -> str:
     """The cheapest exact formulation for a call of `rows` distinct routing rows
     (`python bench/routed_adapters.py --only layers`; README, "Numbers").

@@ -20,8 +20,15 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from torch import nn
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.routed.formulations import add_factors, choose, concat_delta, mix_factors, placed_weights
-from t2t_mtl.modeling.routed.routing import LayerRouting
+from t2t_mtl.modeling.routed.formulations import (
+    add_factors,
+    arrow_delta,
+    choose,
+    concat_delta,
+    mix_factors,
+    placed_weights,
+)
+from t2t_mtl.modeling.routed.routing import Arrow, LayerRouting
 
 
 class RoutedLinear(LoraLinear):
@@ -86,6 +93,11 @@ class RoutedLinear(LoraLinear):
         call = self.routing_channel.call()
         batch = x.shape[0]
         h = self.lora_dropout[adapter](x).to(self.lora_A[adapter].weight.dtype).reshape(batch, -1, x.shape[-1])
+        if isinstance(call, Arrow):
+            delta = arrow_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight,
+                                call.prototypes[self.layer_index], self.skill_rank[adapter], call.top_k,
+                                call.temperature, self.scaling[adapter])
+            return result + delta.reshape(result.shape).to(result.dtype)
         grad = torch.is_grad_enabled()
         formulation = call.formulation or choose(call.n_rows, grad)
         route = call.layer(self.layer_index, batch, per_example=formulation != "per_task")

@@ -45,6 +45,7 @@ class Routing:
     weights: torch.Tensor | None = None
     task: int | None = None
     formulation: str | None = None
+    arrow: Arrow | None = None
 
     def __post_init__(self) -> None:
         if self.formulation is not None and self.formulation not in FORMULATIONS:
@@ -59,6 +60,28 @@ class Routing:
     def fixed(cls, weights: torch.Tensor, task: int | None = None, formulation: str | None = None) -> Routing:
         """Route every example with `weights` (layers, splits, skills)."""
         return cls(weights=weights, task=task, formulation=formulation)
+
+    @classmethod
+    def per_token(cls, arrow: Arrow) -> Routing:
+        """Route every token of every layer by Arrow."""
+        return cls(arrow=arrow)
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """Arrow routing: every token of every layer mixes its `top_k` shared skills closest to it.
+
+    `prototypes[l]` (skills, in) are layer l's skill prototypes (`formulations.skill_prototypes`);
+    closeness is |x · v|, and the k closest skills get softmax(closeness / temperature).
+    """
+
+    prototypes: tuple[torch.Tensor, ...]
+    top_k: int = 3
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or self.temperature <= 0:
+            raise T2TError(f"Arrow needs top_k >= 1 and temperature > 0 (got {self.top_k}, {self.temperature})")
 
 
 @dataclass(frozen=True)
@@ -149,14 +172,20 @@ class RoutingChannel:
         self.layers = layers
         self.adapter = adapter
         self.n_tasks = n_tasks
-        self.current: ResolvedRouting | None = None
+        self.current: ResolvedRouting | Arrow | None = None
 
     def logits(self) -> torch.Tensor:
         """All layers' routing logits stacked: (layers, tasks, splits, skills)."""
         return torch.stack([layer.lora_routing[self.adapter] for layer in self.layers])
 
-    def resolve(self, routing: Routing) -> ResolvedRouting:
-        """Every layer's weights of `routing`, computed now (task ids checked before any device work)."""
+    def resolve(self, routing: Routing) -> ResolvedRouting | Arrow:
+        """Every layer's weights of `routing`, computed now (task ids checked before any device work);
+        per-token routing (Arrow) is resolved by each layer from its input."""
+        if routing.arrow is not None:
+            if len(routing.arrow.prototypes) != len(self.layers):
+                raise T2TError(f"Arrow routing holds prototypes of {len(routing.arrow.prototypes)} layers for a model "
+                               f"of {len(self.layers)} routed layers")
+            return routing.arrow
         first = self.layers[0]
         device = first.lora_routing[self.adapter].device
         exclusive = self._exclusive()
@@ -193,7 +222,7 @@ class RoutingChannel:
             )
         return task_ids
 
-    def call(self) -> ResolvedRouting:
+    def call(self) -> ResolvedRouting | Arrow:
         """The routing of the call in progress; outside a call, a T2TError."""
         if self.current is None:
             raise T2TError(NO_ROUTING)

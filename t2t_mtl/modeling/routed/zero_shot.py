@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.routed.model import ADAPTER, routed_call, task_weights
+from t2t_mtl.modeling.routed.formulations import skill_prototypes
+from t2t_mtl.modeling.routed.model import ADAPTER, routed_call, routed_layers, task_weights
 from t2t_mtl.modeling.routed.routing import Routing, skill_weights
 
 
@@ -43,6 +46,22 @@ def similar_routing(
 
 
 @torch.no_grad()
+def arrow_prototypes(model: PeftModel) -> tuple[torch.Tensor, ...]:
+    """Every routed layer's shared-skill prototypes for Arrow, (skills, in) each, in layer order."""
+    return tuple(skill_prototypes(layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight,
+                                  layer.skill_rank[ADAPTER]).cpu() for layer in routed_layers(model))
+
+
+def skills_fingerprint(model: PeftModel) -> str:
+    """The sha256 of every routed layer's shared skills: what Arrow's prototypes are computed from."""
+    digest = hashlib.sha256()
+    for layer in routed_layers(model):
+        for weight in (layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight):
+            digest.update(weight.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
 def instruction_embeddings(model: PeftModel, tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.Tensor:
     """Mean-pooled, L2-normalised encoder states of each text, from the backbone without adapters."""
     device = next(model.parameters()).device
@@ -65,11 +84,15 @@ def fit_routing(
     start: torch.Tensor,
     steps: int,
     lr: float,
+    prepare: Callable[[PeftModel, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, list[float]]:
-    """MHR-z: learn only a new task's routing logits on a few labelled batches.
+    """Learn only a new task's routing logits on a few batches (MHR-z, or entropy minimisation).
 
     Starts from the logits of `start` (a routing); returns the fitted routing and the loss
-    of each step. Every model weight stays frozen.
+    of each step. Every model weight stays frozen. `prepare(model, batch)`, run without
+    gradients under the current routing, completes a batch before its step (e.g. with the
+    model's own greedy answer, for an objective on unlabelled rows).
     """
     logits = torch.logit(start.clamp(1e-4, 1 - 1e-4)).detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([logits], lr=lr)
@@ -81,14 +104,19 @@ def fit_routing(
     was_training = model.training
     model.eval()
     try:
-        for step in range(steps):
+        bar = tqdm(range(steps), desc="fit routing", disable=not progress, leave=False)
+        for step in bar:
             batch = batches[step % len(batches)]
+            if prepare is not None:
+                with torch.no_grad(), routed_call(model, Routing.fixed(skill_weights(logits.detach(), False, 1.0))):
+                    batch = prepare(model, batch)
             with routed_call(model, Routing.fixed(skill_weights(logits, sample=False, temperature=1.0))):
                 loss = loss_fn(model, batch)
                 optimizer.zero_grad()
                 loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
     finally:
         for parameter, flag in frozen:
             parameter.requires_grad_(flag)

@@ -1,0 +1,51 @@
+"""One routed adapter from several: the runs' skill inventories side by side, each task routing over its own run's.
+
+A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (out × S_i·r)),
+routing logits (T_i, Q, S_i + E) and, for C-Poly, E exclusive skills per task. The merged
+layer holds the S = Σ S_i shared skills in the inputs' order; a task of run i keeps its
+logits on run i's block and its exclusive skills, and gets the logit `OFF` elsewhere:
+sigmoid(OFF) is exactly 0 in every float type, so each task's weights, and its outputs,
+are those of its own run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from t2t_mtl.composition.task_vectors import LORA_A, LORA_B
+from t2t_mtl.errors import T2TError
+
+ROUTING, EXCLUSIVE_A, EXCLUSIVE_B = ".lora_routing", ".lora_exclusive_A", ".lora_exclusive_B"
+OFF = -1.0e4  # a routing logit whose sigmoid underflows to exactly 0
+
+
+def routed_modules(state: dict[str, torch.Tensor]) -> list[str]:
+    """The key prefixes of a saved routed adapter's layers."""
+    return sorted(key[: -len(ROUTING)] for key in state if key.endswith(ROUTING))
+
+
+def concatenated_skills(names: list[str], states: list[dict[str, torch.Tensor]], skills: list[int],
+                        rows: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """The tensors of the merged routed adapter; `rows[j]` = (input, its routing row) of merged task j."""
+    modules = routed_modules(states[0])
+    for name, state in zip(names[1:], states[1:]):
+        if routed_modules(state) != modules:
+            raise T2TError(f"{names[0]} and {name} route different layers: merge runs trained with the same "
+                           f"adapter.targets on the same backbone")
+    starts = [sum(skills[:i]) for i in range(len(skills))]
+    total = sum(skills)
+    merged: dict[str, torch.Tensor] = {}
+    for module in modules:
+        merged[module + LORA_A] = torch.cat([s[module + LORA_A] for s in states])
+        merged[module + LORA_B] = torch.cat([s[module + LORA_B] for s in states], dim=1)
+        logits = [s[module + ROUTING] for s in states]
+        splits, exclusive = logits[0].shape[1], logits[0].shape[2] - skills[0]
+        routing = torch.full((len(rows), splits, total + exclusive), OFF, dtype=logits[0].dtype)
+        for j, (i, task) in enumerate(rows):
+            routing[j, :, starts[i] : starts[i] + skills[i]] = logits[i][task, :, : skills[i]]
+            routing[j, :, total:] = logits[i][task, :, skills[i] :]
+        merged[module + ROUTING] = routing
+        if exclusive:
+            for key in (EXCLUSIVE_A, EXCLUSIVE_B):
+                merged[module + key] = torch.stack([states[i][module + key][task] for i, task in rows])
+    return merged
