@@ -14,6 +14,7 @@ from typing import Any
 
 from t2t_mtl.errors import T2TError, disk_full
 from t2t_mtl.evaluation.metrics import PRESETS
+from t2t_mtl.textfiles import writable_folder
 
 
 def _anchors(recipe_path: Path) -> list[Path]:
@@ -102,12 +103,7 @@ def _output_file(args: argparse.Namespace) -> Path | None:
     if path.resolve() in [Path(given).resolve() for given in (args.input, args.fit_data) if given]:
         raise T2TError(f"--output {path} is also an input of this command; writing it would replace those rows. "
                        f"Choose another file.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise T2TError(f"--output {path}: cannot make its folder {path.parent} ({error.strerror}).") from error
-    if not os.access(path.parent, os.W_OK):
-        raise T2TError(f"--output {path}: the folder {path.parent} is not writable. Choose another folder.")
+    writable_folder(path, "--output")
     return path
 
 

@@ -1,7 +1,8 @@
-"""Reading a user's text files: every failure is a T2TError naming the file, the line and the fix."""
+"""A user's files: reading them, and the folders written to; every failure is a T2TError naming the file and the fix."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from t2t_mtl.errors import T2TError
@@ -40,3 +41,13 @@ def _undecodable_line(file: Path, encoding: str) -> tuple[Path, int, UnicodeDeco
             except UnicodeDecodeError as error:
                 return file, number, error
     return None
+
+
+def writable_folder(path: Path, option: str) -> None:
+    """Make the folder that `path` (given as `option`) goes in, or refuse it: it cannot be made, or is not writable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise T2TError(f"{option} {path}: cannot make its folder {path.parent} ({error.strerror}).") from error
+    if not os.access(path.parent, os.W_OK):
+        raise T2TError(f"{option} {path}: the folder {path.parent} is not writable. Choose another folder.")

@@ -236,3 +236,18 @@ def test_adamerging_fits_one_coefficient_per_layer_and_run_on_unlabelled_rows(lo
             assert torch.equal(value, start[key])
     assert main(["evaluate", str(tmp_path / "ada")]) == 0
     assert main(["merge", str(a), "--method", "adamerging", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_lora_runs_joined_as_skills_answer_each_task_as_its_own_run_and_route_the_rest(lora_runs, tmp_path: Path):
+    a, b = lora_runs
+    assert main(["merge", str(a), str(b), "--method", "concat", "--out", str(tmp_path / "skills")]) == 0
+    merged = Predictor.from_run(tmp_path / "skills", device="cpu")
+    assert (merged.recipe.adapter.type, merged.recipe.adapter.n_skills) == ("poly", 2)
+    rows = [{"text": r["text"]} for r in colour_rows(6)]
+    for run, task in ((a, "toy/colours"), (b, "toy/colours_b")):
+        own = Predictor.from_run(run, device="cpu")
+        assert merged.predict(task, rows) == own.predict(task, rows)
+    for mode in ("average", "similar", "arrow", "fit-unlabelled"):  # the held-out task, over both runs' adapters
+        assert len(merged.predict("toy/unseen", rows, routing=mode)) == 6
+    assert main(["merge", str(a), str(b), "--method", "concat", "--weights", "1", "2", "--out",
+                 str(tmp_path / "x")]) == 2

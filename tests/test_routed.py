@@ -25,7 +25,7 @@ from t2t_mtl.modeling.routed import (
 )
 from t2t_mtl.run_dir import RunDir
 
-from conftest import colour_rows, make_recipe
+from conftest import colour_rows, train_toy_run
 
 TARGETS = ["q", "v", "wi", "wo"]
 
@@ -166,19 +166,8 @@ def test_bad_routing_inputs():
 
 @pytest.fixture(scope="module")
 def routed_run(tmp_path_factory, tiny_t5: Path) -> Path:
-    from conftest import write_task
-
-    root = tmp_path_factory.mktemp("routed")
-    task_dir = root / "instructions"
-    write_task(task_dir / "toy", "toy/colours", colour_rows(40))
-    write_task(task_dir / "toy", "toy/colours_b", colour_rows(24))
-    write_task(task_dir / "toy", "toy/unseen", colour_rows(8), held_out=True)
-    recipe = make_recipe(root, tiny_t5, task_dir, adapter={"type": "cpoly", "rank": 4, "n_skills": 3},
+    return train_toy_run(tmp_path_factory.mktemp("routed"), tiny_t5, {"type": "cpoly", "rank": 4, "n_skills": 3},
                          train={"max_steps": 6, "save_every": 3})
-    path = root / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path)]) == 0
-    return Path(recipe["output_dir"])
 
 
 def own_copy(run: Path, tmp_path: Path) -> Path:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from t2t_mtl.cli import main
 from t2t_mtl.errors import T2TError
@@ -14,7 +13,7 @@ from t2t_mtl.modeling.routed import Routing, routed_call, routed_layers
 from t2t_mtl.modeling.routed.formulations import arrow_delta, skill_prototypes
 from t2t_mtl.modeling.routed.routing import Arrow
 
-from conftest import colour_rows, make_recipe, write_task
+from conftest import colour_rows, train_toy_run
 
 
 def test_prototypes_are_the_top_right_singular_vectors_of_each_skill():
@@ -47,17 +46,8 @@ def test_arrow_mixes_the_outputs_of_the_k_closest_skills_per_token():
 
 @pytest.fixture(scope="module")
 def routed_run(tmp_path_factory, tiny_t5: Path) -> Path:
-    root = tmp_path_factory.mktemp("zero_shot")
-    task_dir = root / "instructions"
-    write_task(task_dir / "toy", "toy/colours", colour_rows(40))
-    write_task(task_dir / "toy", "toy/colours_b", colour_rows(24))
-    write_task(task_dir / "toy", "toy/unseen", colour_rows(12), held_out=True)
-    recipe = make_recipe(root, tiny_t5, task_dir, adapter={"type": "poly", "rank": 4, "n_skills": 3},
+    return train_toy_run(tmp_path_factory.mktemp("zero_shot"), tiny_t5, {"type": "poly", "rank": 4, "n_skills": 3},
                          train={"max_steps": 8, "lr": 3e-2})
-    path = root / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path)]) == 0
-    return Path(recipe["output_dir"])
 
 
 def test_fit_unlabelled_lowers_the_entropy_of_its_answers_and_touches_no_weight(routed_run: Path):
@@ -88,9 +78,10 @@ def test_arrow_routes_beam_search_and_caches_its_prototypes(routed_run: Path, tm
     with torch.no_grad():  # the skills change: the cached prototypes no longer describe them
         routed_layers(predictor.model)[0].lora_B["default"].weight.mul_(-2).add_(0.1)
     assert not torch.equal(predictor.routing_plan.prototypes()[0], router.arrow.prototypes[0])
-    with pytest.raises(T2TError, match="Arrow routing holds prototypes of 1 layers"):
-        with routed_call(predictor.model, Routing.per_token(Arrow((router.arrow.prototypes[0],)))):
-            pass
+    one_layer = Routing.per_token(Arrow((router.arrow.prototypes[0],)))
+    with pytest.raises(T2TError, match="Arrow routing holds prototypes of 1 layers"), \
+            routed_call(predictor.model, one_layer):
+        pass
     with pytest.raises(T2TError, match="export --routing arrow is not possible"):
         predictor.routing_plan.single(None, "arrow", None)
 

@@ -13,9 +13,9 @@ import torch
 from peft.tuners.lora import LoraLayer
 from torch import nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
 from t2t_mtl.losses import greedy_continuation, prediction_entropy
+from t2t_mtl.modeling.fitting import frozen, minimise
 
 ADAPTER = "default"
 
@@ -52,27 +52,18 @@ def fit_multipliers(model: nn.Module, ranks: list[int], batches: list[dict[str, 
     """
     layers = lora_layers(model)
     multipliers = nn.Parameter(torch.ones(len(layers), len(ranks), device=next(model.parameters()).device))
-    frozen = [(p, p.requires_grad) for p in model.parameters()]
-    for parameter, _ in frozen:
-        parameter.requires_grad_(False)
-    for index, layer in enumerate(layers):
-        parametrize.register_parametrization(layer.lora_A[ADAPTER], "weight", BlockScale(multipliers, index, ranks))
-    optimizer = torch.optim.Adam([multipliers], lr=lr)
-    losses: list[float] = []
-    model.eval()
-    try:
-        bar = tqdm(range(steps), desc="fit merge coefficients", leave=False)
-        for step in bar:
-            batch = greedy_continuation(model, batches[step % len(batches)], max_new_tokens)
-            loss = prediction_entropy(model, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(entropy=f"{losses[-1]:.3f}")
-    finally:
-        for layer in layers:
-            parametrize.remove_parametrizations(layer.lora_A[ADAPTER], "weight", leave_parametrized=True)
-        for parameter, flag in frozen:
-            parameter.requires_grad_(flag)
+
+    def backward_at(step: int) -> torch.Tensor:
+        loss = prediction_entropy(model, greedy_continuation(model, batches[step % len(batches)], max_new_tokens))
+        loss.backward()
+        return loss
+
+    with frozen(model):
+        for index, layer in enumerate(layers):
+            parametrize.register_parametrization(layer.lora_A[ADAPTER], "weight", BlockScale(multipliers, index, ranks))
+        try:
+            losses = minimise([multipliers], backward_at, steps, lr, "fit merge coefficients")
+        finally:
+            for layer in layers:
+                parametrize.remove_parametrizations(layer.lora_A[ADAPTER], "weight", leave_parametrized=True)
     return multipliers.detach().cpu(), losses

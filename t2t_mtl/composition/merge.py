@@ -23,30 +23,32 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from t2t_mtl.adapters.full.settings import FullSettings
 from t2t_mtl.adapters.lora.settings import LoraSettings
-from t2t_mtl.adapters.routed.settings import RoutedSettings
+from t2t_mtl.adapters.routed.settings import PolySettings, RoutedSettings
 from t2t_mtl.adapters.saved import reading_weights, refuse_unexpected, saved_adapter_config
 from t2t_mtl.composition.adamerging import fit_multipliers, lora_layer_names
-from t2t_mtl.composition.skills import concatenated_skills
+from t2t_mtl.composition.skills import concatenated_skills, lora_skill_routing
 from t2t_mtl.composition.task_vectors import (
     FOLDED,
     METHODS,
     SavedLora,
     averaged_full_modules,
     folded_deltas,
+    same_modules,
     stacked,
 )
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.inference import Predictor
 from t2t_mtl.manifest import read_manifest
 from t2t_mtl.modeling.backbone import load_backbone
-from t2t_mtl.recipe import Recipe
+from t2t_mtl.recipe import Recipe, parse_recipe
 from t2t_mtl.run_dir import COMPLETE, RunDir
 from t2t_mtl.task_table import TaskRow
 from t2t_mtl.tasks.registry import entry_for
+from t2t_mtl.textfiles import writable_folder
 
 logger = logging.getLogger(__name__)
 
-CONCAT = "concat"  # routed runs: skill inventories side by side
+CONCAT = "concat"  # skill inventories side by side (a LoRA run is one skill), every task routed as before
 ADAMERGING = "adamerging"  # task arithmetic with per-layer coefficients fitted on unlabelled rows
 LORA_METHODS = (*METHODS, ADAMERGING)
 FIT_STEPS, FIT_LR = 30, 0.05
@@ -76,7 +78,7 @@ class MergeSettings:
 
     def for_inputs(self, routed: bool) -> MergeSettings:
         """These settings with the method of the inputs' kind resolved and checked."""
-        if not routed:
+        if not routed and self.method != CONCAT:
             return replace(self, method=self.method or "linear")
         if self.method not in (None, CONCAT):
             raise T2TError(f"--method {self.method} merges LoRA task vectors; routed runs merge by putting their "
@@ -84,8 +86,8 @@ class MergeSettings:
         given = [flag for flag, value in (("--weights", self.weights), ("--lambda", self.scale),
                                           ("--density", self.density)) if value is not None]
         if given:
-            raise T2TError(f"{', '.join(given)}: routed runs merge by concatenating skills, which keeps every task's "
-                           f"own routing; there is nothing to weight")
+            raise T2TError(f"{', '.join(given)}: --method {CONCAT} puts the runs' skills side by side and keeps every "
+                           f"task's own routing; there is nothing to weight")
         return replace(self, method=CONCAT)
 
     def check(self, runs: int) -> None:
@@ -195,12 +197,7 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a run" if RunDir(out).exists() else "a file" if not out.is_dir() else "files"
         raise T2TError(f"--out {out} already holds {what}; merge writes a new run folder. Choose a new folder.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise T2TError(f"--out {out}: cannot make its folder {out.parent} ({error.strerror})") from error
-    if not os.access(out.parent, os.W_OK):
-        raise T2TError(f"--out {out}: the folder {out.parent} is not writable. Choose another folder.")
+    writable_folder(out, "--out")
 
 
 @dataclass
@@ -254,6 +251,10 @@ def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
     inputs = [_input_run(path) for path in paths]
     _check_compatible(inputs)
     settings = settings.for_inputs(inputs[0].routed)
+    ranks = sorted({i.adapter.rank for i in inputs})
+    if settings.method == CONCAT and not inputs[0].routed and len(ranks) > 1:
+        raise T2TError(f"--method concat makes each LoRA run one skill, and skills share one rank; these runs have "
+                       f"ranks {ranks}. Merge them by task vectors instead (e.g. --method task_arithmetic)")
     settings.check(len(paths))
     union = _union(inputs)
     fit_task = _fit_task(settings, union) if settings.method == ADAMERGING else None
@@ -290,16 +291,22 @@ def _merged_recipe(inputs: list[InputRun], settings: MergeSettings, union: Union
     """The first input's recipe with the merged adapter, the union of the tasks and `out`."""
     first = inputs[0]
     adapter = first.recipe.adapter
-    if settings.method == CONCAT:
+    if settings.method == CONCAT and first.routed:
         adapter = adapter.model_copy(update={"n_skills": sum(i.recipe.adapter.n_skills for i in inputs)})
+    elif settings.method == CONCAT:  # each LoRA run becomes one skill of a Poly inventory
+        adapter = PolySettings(rank=first.adapter.rank, alpha=first.adapter.scale * first.adapter.rank,
+                               dropout=adapter.dropout, targets=adapter.targets, n_skills=len(inputs),
+                               sample_routing=False)
     elif settings.method in FOLDED:
         adapter = FullSettings()
     else:
         rank = sum(i.adapter.rank for i in inputs)
         adapter = LoraSettings(rank=rank, alpha=first.adapter.scale * rank, dropout=adapter.dropout,
                                targets=adapter.targets)
-    return first.recipe.model_copy(update={"adapter": adapter, "tasks": union.entries, "output_dir": str(out),
-                                           "eval": first.recipe.eval.model_copy(update={"tasks": None})})
+    raw = first.recipe.model_dump(mode="json")
+    raw.update(adapter=adapter.model_dump(mode="json"), tasks=[e.model_dump(mode="json") for e in union.entries],
+               output_dir=str(out), eval={**raw["eval"], "tasks": None})
+    return parse_recipe(raw, f"the recipe merged from {first.run.recipe_file}")  # typed for its adapter method
 
 
 def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Union, settings: MergeSettings) -> None:
@@ -318,9 +325,13 @@ def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Uni
             unexpected = model.load_state_dict({k.removeprefix(PREFIX): v for k, v in full_modules.items()},
                                                strict=False).unexpected_keys
     else:
-        if settings.method == CONCAT:
+        if settings.method == CONCAT and inputs[0].routed:
             merged = concatenated_skills([a.name for a in adapters], [a.state for a in adapters],
                                          [i.recipe.adapter.n_skills for i in inputs], union.sources)
+        elif settings.method == CONCAT:
+            trained_by = [None if row.held_out else source for row, (source, _) in zip(union.table, union.sources)]
+            merged = {**stacked(adapters, coefficients, adapters[0].scale),
+                      **lora_skill_routing(same_modules(adapters), trained_by, len(inputs))}
         else:
             merged = stacked(adapters, coefficients, adapters[0].scale)
         model = recipe.method.build(backbone, recipe.adapter, n_tasks=len(union.table))

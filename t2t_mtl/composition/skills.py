@@ -1,5 +1,10 @@
 """One routed adapter from several: the runs' skill inventories side by side, each task routing over its own run's.
 
+LoRA runs join as one skill each: the stacked LoRA tensors (`task_vectors.stacked`) are the
+inventory, and a task trained by run i routes with weight 1 on skill i and 0 elsewhere, so
+its update is run i's.
+
+
 A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (out × S_i·r)),
 routing logits (T_i, Q, S_i + E) and, for C-Poly, E exclusive skills per task. The merged
 layer holds the S = Σ S_i shared skills in the inputs' order; a task of run i keeps its
@@ -16,7 +21,7 @@ from t2t_mtl.composition.task_vectors import LORA_A, LORA_B
 from t2t_mtl.errors import T2TError
 
 ROUTING, EXCLUSIVE_A, EXCLUSIVE_B = ".lora_routing", ".lora_exclusive_A", ".lora_exclusive_B"
-OFF = -1.0e4  # a routing logit whose sigmoid underflows to exactly 0
+OFF, ON = -1.0e4, 1.0e4  # routing logits whose sigmoid is exactly 0 and exactly 1
 
 
 def routed_modules(state: dict[str, torch.Tensor]) -> list[str]:
@@ -49,3 +54,14 @@ def concatenated_skills(names: list[str], states: list[dict[str, torch.Tensor]],
             for key in (EXCLUSIVE_A, EXCLUSIVE_B):
                 merged[module + key] = torch.stack([states[i][module + key][task] for i, task in rows])
     return merged
+
+
+def lora_skill_routing(modules: list[str], trained_by: list[int | None], skills: int) -> dict[str, torch.Tensor]:
+    """Routing logits (tasks, 1, skills) of every module for LoRA runs joined as skills: task j on skill
+    `trained_by[j]` alone; a task no run trained (None) starts uniform, for the zero-shot routings to replace."""
+    routing = torch.zeros(len(trained_by), 1, skills)
+    for task, skill in enumerate(trained_by):
+        if skill is not None:
+            routing[task] = OFF
+            routing[task, 0, skill] = ON
+    return {module + ROUTING: routing.clone() for module in modules}

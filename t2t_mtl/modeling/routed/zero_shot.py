@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.modeling.fitting import frozen, minimise
 from t2t_mtl.modeling.routed.formulations import skill_prototypes
 from t2t_mtl.modeling.routed.model import ADAPTER, routed_call, routed_layers, task_weights
 from t2t_mtl.modeling.routed.routing import Routing, skill_weights
@@ -95,30 +95,18 @@ def fit_routing(
     model's own greedy answer, for an objective on unlabelled rows).
     """
     logits = torch.logit(start.clamp(1e-4, 1 - 1e-4)).detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([logits], lr=lr)
-    frozen = [(p, p.requires_grad) for p in model.parameters()]
-    for parameter, _ in frozen:
-        parameter.requires_grad_(False)
     batches = list(batches)
-    losses: list[float] = []
-    was_training = model.training
-    model.eval()
-    try:
-        bar = tqdm(range(steps), desc="fit routing", disable=not progress, leave=False)
-        for step in bar:
-            batch = batches[step % len(batches)]
-            if prepare is not None:
-                with torch.no_grad(), routed_call(model, Routing.fixed(skill_weights(logits.detach(), False, 1.0))):
-                    batch = prepare(model, batch)
-            with routed_call(model, Routing.fixed(skill_weights(logits, sample=False, temperature=1.0))):
-                loss = loss_fn(model, batch)
-                optimizer.zero_grad()
-                loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    finally:
-        for parameter, flag in frozen:
-            parameter.requires_grad_(flag)
-        model.train(was_training)
+
+    def backward_at(step: int) -> torch.Tensor:
+        batch = batches[step % len(batches)]
+        if prepare is not None:
+            with torch.no_grad(), routed_call(model, Routing.fixed(skill_weights(logits.detach(), False, 1.0))):
+                batch = prepare(model, batch)
+        with routed_call(model, Routing.fixed(skill_weights(logits, sample=False, temperature=1.0))):
+            loss = loss_fn(model, batch)
+            loss.backward()  # inside the call: gradient checkpointing recomputes with this routing
+        return loss
+
+    with frozen(model):
+        losses = minimise([logits], backward_at, steps, lr, "fit routing", progress)
     return skill_weights(logits.detach(), sample=False, temperature=1.0), losses
