@@ -3,16 +3,17 @@
 1. Trains one LoRA run per trained demo task (the quickstart recipe, its schedule split over
    the tasks: `--steps / 5` steps each, the held-out task evaluated too) and the joint
    quickstart run (`--steps`), merges the single-task runs with every method of
-   `t2t-mtl merge` (AdaMerging fits on the held-out task's unlabelled inputs), evaluates each
-   merged run, and prints the per-task primary scores.
-2. Trains the joint Poly quickstart and evaluates its held-out task under every zero-shot
-   routing (`evaluate --routing MODE`; `fit` learns on the held-out rows that are not
+   `t2t-mtl merge` (AdaMerging fits on the held-out task's unlabelled inputs; `concat` joins
+   the runs as the skills of one Poly run), evaluates each merged run, and prints the per-task
+   primary scores; then the same for two of them (intent + code).
+2. Trains the joint Poly quickstart, and evaluates its held-out task, and that of the joined
+   single-task runs, under every zero-shot routing (`evaluate --routing MODE`; `fit` learns on the held-out rows that are not
    evaluated, `fit-unlabelled` on the evaluated inputs themselves, without their labels).
 
 Every step goes through the CLI; runs already finished under `--out` are reused, so an
 interrupted bench continues where it stopped.
 
-    python bench/compose.py                        # about 40 minutes on 2 CPU cores
+    python bench/compose.py                        # about 45 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main() -> None:
                for task in TRAINED]
     columns = {"single-task": {}, "joint": scores(train(args.out / "joint", args.steps))}
     columns.update({method: scores(merged(singles, method, args.out / "merged" / method, unlabelled))
-                    for method in LORA_METHODS})
+                    for method in (*LORA_METHODS, "concat")})
     columns["single-task"] = {task: scores(run)[task] for task, run in zip(TRAINED, singles)}
     columns["single-task"][HELD_OUT] = sum(scores(run)[HELD_OUT] for run in singles) / len(singles)
     print(f"{args.steps} steps of batch 4 in all (single-task runs: {args.steps // len(TRAINED)} each); primary "
@@ -115,9 +116,16 @@ def main() -> None:
     print_table("Merged single-task LoRA runs", columns, [*TRAINED, HELD_OUT])
     seen = {name: sum(column[t] for t in TRAINED) / len(TRAINED) for name, column in columns.items()}
     print("| mean of seen | " + " | ".join(f"{value:.1f}" for value in seen.values()) + " |")
+    pair = [singles[TRAINED.index("demo/intent")], singles[TRAINED.index("demo/code")]]
+    pairs = {method: scores(merged(pair, method, args.out / "pair" / method, unlabelled))
+             for method in ("linear", "task_arithmetic", "ties", "concat")}
+    print_table("Two single-task runs merged: intent + code", {"single-task": columns["single-task"], **pairs},
+                ["demo/intent", "demo/code"])
     poly = train(args.out / "joint_poly", args.steps, recipe="quickstart_poly")
-    modes = {mode: scores(routed(poly, mode, labelled)) for mode in ROUTINGS}
-    print_table(f"The held-out task on the joint Poly run ({poly}), by zero-shot routing", modes, [HELD_OUT])
+    for title, run in (("the joint Poly quickstart", poly),
+                       ("the single-task runs joined as skills (merge --method concat)", args.out / "merged" / "concat")):
+        modes = {mode: scores(routed(run, mode, labelled)) for mode in ROUTINGS}
+        print_table(f"The held-out task on {title}, by zero-shot routing", modes, [HELD_OUT])
 
 
 if __name__ == "__main__":

@@ -114,5 +114,10 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
         return predictor.router(eval_set.task, routing, fit_rows, inputs=inputs)
 
     out_dir = predictor.run.root / "routing" / routing.replace("=", "-").replace("/", "__") if routing else None
-    return evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
-                         router_for, out_dir=out_dir)
+    summary = evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
+                            router_for, out_dir=out_dir)
+    if out_dir is not None and predictor.routing_plan.fits and accelerator.is_main_process:
+        curves = {task: {"routing": mode, "loss_per_step": losses}
+                  for task, (mode, losses) in predictor.routing_plan.fits.items()}
+        (out_dir / "fits.json").write_text(json.dumps(curves, indent=2), encoding="utf-8")
+    return summary

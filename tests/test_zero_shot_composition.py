@@ -93,6 +93,8 @@ def test_evaluate_routes_held_out_tasks_by_each_mode_beside_the_runs_report(rout
         assert main(["evaluate", str(routed_run), "--routing", mode]) == 0
         results = json.loads((routed_run / "routing" / mode / "results.json").read_text())
         assert {t["task"] for t in results["tasks"]} == {"toy/colours", "toy/colours_b", "toy/unseen"}
+    curve = json.loads((routed_run / "routing" / "fit-unlabelled" / "fits.json").read_text())["toy/unseen"]
+    assert curve["routing"] == "fit-unlabelled" and len(curve["loss_per_step"]) == 30
     assert (routed_run / "results.json").read_text() == before  # the run's own report is left alone
     assert main(["evaluate", str(routed_run), "--routing", "fit"]) == 2
     assert "give --fit-data" in capsys.readouterr().err
