@@ -30,8 +30,9 @@ def head_at(head: nn.Module, positions: torch.Tensor) -> Iterator[None]:
         hook.remove()
 
 
-def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.Module | None = None) -> torch.Tensor:
-    """Summed cross-entropy over target tokens (callers normalise, e.g. over a global step).
+def target_token_losses(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.Module | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cross-entropy (fp32) of every target token of `batch`, and the batch row of each.
 
     With `head` (the model's output embedding), logits are computed at target positions only.
     """
@@ -40,8 +41,15 @@ def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.Mo
     with head_at(head, targets) if head is not None else contextlib.nullcontext():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        decoder_input_ids=batch["decoder_input_ids"]).logits
-    labels = labels[targets] if logits.dim() == 2 else labels.reshape(-1)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels, ignore_index=-100, reduction="sum")
+    if logits.dim() == 3:
+        logits = logits[targets]
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[targets]
+    return F.cross_entropy(logits.float(), labels[targets], reduction="none"), rows
+
+
+def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor], head: nn.Module | None = None) -> torch.Tensor:
+    """Summed cross-entropy over target tokens (callers normalise, e.g. over a global step)."""
+    return target_token_losses(model, batch, head)[0].sum()
 
 
 def mean_token_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

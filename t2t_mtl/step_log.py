@@ -27,8 +27,10 @@ def peak_memory_mb(device: torch.device) -> float:
 class StepLog:
     """Accumulates loss and throughput over `every` steps and reports them on the main process."""
 
-    def __init__(self, accelerator: Accelerator, run: RunDir, every: int, total: int, start: int) -> None:
+    def __init__(self, accelerator: Accelerator, run: RunDir, every: int, total: int, start: int,
+                 tasks: list[str] | None = None) -> None:
         self.accelerator = accelerator
+        self.tasks = tasks or []  # by task id: the names of the per-task losses
         self.run = run
         self.every = every
         self.main = accelerator.is_main_process
@@ -41,6 +43,7 @@ class StepLog:
         device = self.accelerator.device
         self.loss = torch.zeros((), device=device, dtype=torch.float64)
         self.counts = torch.zeros(3, device=device, dtype=torch.float64)  # tokens, examples, target tokens
+        self.by_task = torch.zeros(2, len(self.tasks), device=device, dtype=torch.float64)  # loss sums, tokens
         self.skipped = 0  # steps not applied because their loss or gradient norm was not finite
         self.started = time.perf_counter()
 
@@ -51,9 +54,12 @@ class StepLog:
             kept = [line for line in lines if json.loads(line)["step"] <= step]
             self.run.log_file.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
-    def add(self, loss_sum: torch.Tensor, tokens: int, examples: int, target_tokens: int) -> None:
-        """Account one step (this rank's loss sum and counts; target tokens are global)."""
+    def add(self, loss_sum: torch.Tensor, tokens: int, examples: int, target_tokens: int,
+            by_task: torch.Tensor | None = None) -> None:
+        """Account one step (this rank's loss sum, counts and per-task sums; target tokens are global)."""
         self.loss += loss_sum
+        if by_task is not None:
+            self.by_task += by_task
         self.counts += torch.tensor([tokens, examples, 0], device=self.counts.device, dtype=self.counts.dtype)
         self.counts[2] += target_tokens / self.accelerator.num_processes
         self.bar.update(1)
@@ -66,18 +72,28 @@ class StepLog:
     def flush(self, step: int, lr: float) -> None:
         """Write one record for the window ending at `step` (all ranks must call)."""
         seconds = time.perf_counter() - self.started
-        totals = self.accelerator.reduce(torch.cat([self.loss[None], self.counts]), "sum")
-        record = {"step": step, "loss": float(totals[0] / totals[3]) if totals[3] else None, "lr": lr,
-                  "tokens_per_s": float(totals[1]) / seconds, "examples_per_s": float(totals[2]) / seconds,
+        totals = self.accelerator.reduce(torch.cat([self.loss[None], self.counts, self.by_task.flatten()]), "sum")
+        values = totals.tolist()  # the window's one read of the device
+        loss, tokens, examples, target_tokens = values[:4]
+        task_losses, task_tokens = values[4 : 4 + len(self.tasks)], values[4 + len(self.tasks) :]
+        if self.tasks:  # the same per-token losses, summed in float64 per task: their total is the loss
+            loss = sum(task_losses)
+        record = {"step": step, "loss": loss / target_tokens if target_tokens else None, "lr": lr,
+                  "tokens_per_s": tokens / seconds, "examples_per_s": examples / seconds,
                   "peak_memory_mb": peak_memory_mb(self.accelerator.device), "seconds": seconds}
+        present = [i for i, count in enumerate(task_tokens) if count]
+        if present and record["loss"] is not None:  # token-weighted: they average to `loss`
+            record["loss_by_task"] = {self.tasks[i]: task_losses[i] / task_tokens[i] for i in present}
+            record["target_tokens_by_task"] = {self.tasks[i]: int(task_tokens[i]) for i in present}
         if self.skipped:
             record["skipped_steps"] = self.skipped
         if self.main:
             self._write(record)
             loss = "-" if record["loss"] is None else f"{record['loss']:.3f}"
             self.bar.set_postfix(loss=loss, tok_s=f"{record['tokens_per_s']:.0f}")
-            self.accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step" and v is not None},
-                                 step=step)
+            scalars = {f"train/{k}": v for k, v in record.items() if isinstance(v, float | int) and k != "step"}
+            scalars.update({f"train/loss/{task}": v for task, v in record.get("loss_by_task", {}).items()})
+            self.accelerator.log(scalars, step=step)
         self._reset()
 
     def evaluation(self, step: int, summary: Summary | None) -> None:

@@ -26,7 +26,7 @@ from t2t_mtl.data import EvalSet, Seq2SeqCollator, TokenizerSettings, build_task
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.report import Summary
 from t2t_mtl.evaluator import evaluate_sets
-from t2t_mtl.losses import token_loss_sum
+from t2t_mtl.losses import target_token_losses
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.plan import make_plan, print_mixture
 from t2t_mtl.recipe import ModelSpec, Recipe
@@ -127,6 +127,7 @@ class StepResult(NamedTuple):
     tokens: int
     examples: int
     applied: bool  # False when a non-finite step was skipped (train.skip_nonfinite)
+    by_task: torch.Tensor | None = None  # (2, tasks): each task's summed target-token loss, and its target tokens
 
 
 def check_positions(config: PretrainedConfig, spec: ModelSpec) -> None:
@@ -254,7 +255,7 @@ class Trainer:
         is skipped while train.skip_nonfinite allows, or the run stops with a T2TError); the same
         read tells every rank whether to stop after this step (`self.stopping`).
         """
-        loss_sum, tokens, examples = self._accumulate(step)
+        loss_sum, tokens, examples, by_task = self._accumulate(step)
         applied = self._healthy(step, loss_sum, self._grad_norm())
         if applied:
             self.optimizer.step()
@@ -262,14 +263,19 @@ class Trainer:
         elif self.accelerator.scaler is not None:  # fp16: close the scaler's unscale_ of this step, unapplied
             self.accelerator.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepResult(loss_sum, tokens, examples, applied)
+        return StepResult(loss_sum, tokens, examples, applied, by_task)
 
-    def _accumulate(self, step: int) -> tuple[torch.Tensor, int, int]:
-        """Forward and backward over this rank's micro-batches: (loss sum, tokens, examples)."""
+    def _accumulate(self, step: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        """Forward and backward over this rank's micro-batches: (loss sum, tokens, examples, per-task sums).
+
+        The per-task loss and token sums come from the per-token losses the step computes anyway,
+        and stay on the device (read once per log line).
+        """
         micro = self.plan.micro_batches(step, self.accelerator.process_index)
         scale = self.accelerator.num_processes / int(self.plan.target_tokens[step])
         deepspeed = self._deepspeed
         loss_sum = torch.zeros((), device=self.accelerator.device)
+        by_task = torch.zeros(2, len(self.table), device=self.accelerator.device, dtype=torch.float64)
         tokens = examples = 0
         self.model.train()
         for k, rows in enumerate(micro):
@@ -282,11 +288,15 @@ class Trainer:
             with no_sync, self.train_router.applied(batch["task_ids"]):
                 batch = {key: value.to(self.accelerator.device) for key, value in batch.items()}
                 with self.accelerator.autocast():
-                    summed = token_loss_sum(self.model, batch, self.head)
+                    losses, rows = target_token_losses(self.model, batch, self.head)
+                summed = losses.sum()
                 # DeepSpeed divides by its accumulation steps itself; undo that to keep the global-token mean.
                 self.accelerator.backward(summed * scale * (len(micro) if deepspeed else 1))
             loss_sum += summed.detach()
-        return loss_sum, tokens, examples
+            task_of_token = batch["task_ids"][rows]
+            by_task[0].index_add_(0, task_of_token, losses.detach().double())
+            by_task[1].index_add_(0, task_of_token, torch.ones_like(losses, dtype=torch.float64))
+        return loss_sum, tokens, examples, by_task
 
     def _grad_norm(self) -> torch.Tensor | None:
         """Clip to train.grad_clip when set and return the global gradient norm (None under DeepSpeed,
@@ -380,8 +390,9 @@ class Trainer:
                 if self.main:
                     self.accelerator.init_trackers("tensorboard",
                                                    config={k: str(v) for k, v in train.model_dump().items()})
+                tasks = [row.name for row in sorted(self.table, key=lambda row: row.id)]
                 with contextlib.closing(StepLog(self.accelerator, self.run, train.log_every, steps,
-                                                self.start_step)) as log:
+                                                self.start_step, tasks)) as log:
                     self._train(log)
             except BaseException:
                 self.run.restore_replaced()
@@ -405,7 +416,8 @@ class Trainer:
             result = self.train_step(step)
             if result.applied:
                 self.run.drop_replaced()  # the new run has made a step: the run it replaces goes now
-                log.add(result.loss_sum, result.tokens, result.examples, int(self.plan.target_tokens[step]))
+                log.add(result.loss_sum, result.tokens, result.examples, int(self.plan.target_tokens[step]),
+                        result.by_task)
             else:
                 log.skip()
             self._after_step(step + 1, log)

@@ -313,14 +313,14 @@ def test_an_overflowing_lr_stops_naming_the_step_and_keeps_the_good_checkpoint(t
 
 def test_skip_nonfinite_skips_bad_steps_and_counts_them(tmp_path: Path, tiny_t5: Path, task_dir: Path,
                                                         monkeypatch):
-    real_loss = training.token_loss_sum
+    real_losses = training.target_token_losses
     calls = iter(range(10**6))
 
     def once_nan(model, batch, head):
-        loss = real_loss(model, batch, head)
-        return loss * float("nan") if next(calls) == 1 else loss  # the second step's loss
+        losses, rows = real_losses(model, batch, head)
+        return (losses * float("nan") if next(calls) == 1 else losses), rows  # the second step's losses
 
-    monkeypatch.setattr(training, "token_loss_sum", once_nan)
+    monkeypatch.setattr(training, "target_token_losses", once_nan)
     recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"max_steps": 3, "skip_nonfinite": 1})
     assert main(["train", str(write_recipe(tmp_path / "recipe.yaml", recipe))]) == 0
     records = [json.loads(line) for line in Path(recipe["output_dir"], "log.jsonl").read_text().splitlines()

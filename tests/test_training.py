@@ -43,6 +43,24 @@ def test_run_folder_is_complete(trained: Path):
     assert set(json.loads((trained / "templates.lock.json").read_text())["toy/colours"]) == {"ask", "plain"}
 
 
+def test_per_task_losses_average_token_weighted_to_the_logged_loss(tmp_path: Path, tiny_t5: Path, task_dir: Path):
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"max_steps": 6, "log_every": 2, "batch_size": 6})
+    assert run_train(tmp_path, recipe) == 0
+    records = [json.loads(line) for line in Path(recipe["output_dir"], "log.jsonl").read_text().splitlines()]
+    records = [r for r in records if "loss" in r]
+    assert len(records) == 3 and all(set(r["loss_by_task"]) <= {"toy/colours", "toy/colours_b"} for r in records)
+    assert any(len(r["loss_by_task"]) == 2 for r in records)  # batches that mix the tasks are split by task
+    for record in records:
+        losses, tokens = record["loss_by_task"], record["target_tokens_by_task"]
+        weighted = sum(losses[task] * tokens[task] for task in losses) / sum(tokens.values())
+        assert weighted == pytest.approx(record["loss"], rel=1e-9)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next(Path(recipe["output_dir"], "tensorboard").rglob("events.*")).parent))
+    events.Reload()
+    assert "train/loss/toy/colours" in events.Tags()["scalars"]
+
+
 def test_reloaded_run_predicts_what_training_evaluated(trained: Path):
     records = [json.loads(line) for line in (trained / "predictions/toy__colours.jsonl").read_text().splitlines()]
     predictor = Predictor.from_run(trained)
