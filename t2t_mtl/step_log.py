@@ -101,10 +101,13 @@ class StepLog:
         if summary is None:
             return
         averages = summary.averages
+        by_task = {result.task: result.scores for result in summary.tasks}
         flat = {f"eval/{name}": group.score for name, group in averages.groups().items()}
         flat.update({f"eval/domain/{name}": group.score for name, group in averages.by_domain.items()})
+        flat.update({f"eval/{task}/{metric}": score for task, scores in by_task.items()
+                     for metric, score in scores.items()})
         self.accelerator.log(flat, step=step)
-        self._write({"step": step, "eval": averages.to_dict()})
+        self._write({"step": step, "eval": averages.to_dict(), "eval_by_task": by_task})
         self.bar.write("\n" + to_markdown(summary))
 
     def _write(self, record: dict[str, Any]) -> None:

@@ -293,10 +293,15 @@ class Trainer:
                 # DeepSpeed divides by its accumulation steps itself; undo that to keep the global-token mean.
                 self.accelerator.backward(summed * scale * (len(micro) if deepspeed else 1))
             loss_sum += summed.detach()
-            task_of_token = batch["task_ids"][rows]
-            by_task[0].index_add_(0, task_of_token, losses.detach().double())
-            by_task[1].index_add_(0, task_of_token, torch.ones_like(losses, dtype=torch.float64))
+            self._count_by_task(by_task, batch["task_ids"], losses.detach(), rows)
         return loss_sum, tokens, examples, by_task
+
+    @staticmethod
+    def _count_by_task(by_task: torch.Tensor, task_ids: torch.Tensor, losses: torch.Tensor, rows: torch.Tensor) -> None:
+        """Add each target token's loss, and a count of 1, to its task's column of `by_task` (on the device)."""
+        task_of_token = task_ids[rows]
+        by_task[0].index_add_(0, task_of_token, losses.double())
+        by_task[1].index_add_(0, task_of_token, torch.ones_like(losses, dtype=torch.float64))
 
     def _grad_norm(self) -> torch.Tensor | None:
         """Clip to train.grad_clip when set and return the global gradient norm (None under DeepSpeed,

@@ -61,6 +61,13 @@ def test_per_task_losses_average_token_weighted_to_the_logged_loss(tmp_path: Pat
     assert "train/loss/toy/colours" in events.Tags()["scalars"]
 
 
+def test_evaluations_log_the_scores_of_every_task(trained: Path):
+    records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines() if '"eval"' in line]
+    results = {t["task"]: t["scores"] for t in json.loads((trained / "results.json").read_text())["tasks"]}
+    assert records and set(records[0]["eval_by_task"]) == set(results)
+    assert all(set(scores) == set(results[task]) for task, scores in records[0]["eval_by_task"].items())
+
+
 def test_reloaded_run_predicts_what_training_evaluated(trained: Path):
     records = [json.loads(line) for line in (trained / "predictions/toy__colours.jsonl").read_text().splitlines()]
     predictor = Predictor.from_run(trained)
