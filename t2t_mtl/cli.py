@@ -1,4 +1,4 @@
-"""Command line: train, evaluate, predict, tasks, export, merge, routing."""
+"""Command line: train, evaluate, predict, tasks, export, merge, compare, routing."""
 
 from __future__ import annotations
 
@@ -195,6 +195,29 @@ def cmd_merge(args: argparse.Namespace) -> None:
     print(f"Next:\n  t2t-mtl evaluate {out}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from t2t_mtl.evaluation.compare import Comparison
+    from t2t_mtl.evaluation.report import read_report
+    from t2t_mtl.run_dir import RunDir
+
+    if len(args.runs) < 2:
+        raise T2TError("compare needs at least two run folders (the first is the reference of the differences)")
+    for run in args.runs:
+        RunDir(run).recipe()  # "not a run folder" before any report is read
+    names = [Path(run).name for run in args.runs]
+    labels = names if len(set(names)) == len(names) else list(args.runs)
+    table = Comparison(labels, [read_report(Path(run)) for run in args.runs]).to_markdown()
+    print(table, end="")
+    if args.out:
+        out = Path(args.out)
+        writable_folder(out, "--out")
+        try:
+            out.write_text(table, encoding="utf-8")
+        except OSError as error:
+            raise T2TError(f"could not write --out {out} ({error.strerror}); the tables are printed above") from error
+        print(f"wrote {out}", file=sys.stderr)
+
+
 def cmd_routing(args: argparse.Namespace) -> None:
     from t2t_mtl.inference import Predictor
     from t2t_mtl.modeling.routed.inspect import show_routing
@@ -315,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-steps", type=_positive, default=30, help="adamerging: optimisation steps (default 30)")
     p.add_argument("--out", required=True, help="the new run folder")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare", help="runs side by side: per task, per domain, seen and held out, with differences")
+    p.add_argument("runs", nargs="+", help="run folders (the first is the reference of the differences)")
+    p.add_argument("--out", help="also write the Markdown tables to this file")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("routing", help="show a routed run's task x skill routing (and a heatmap PNG)")
     p.add_argument("run_dir")

@@ -251,3 +251,22 @@ def test_lora_runs_joined_as_skills_answer_each_task_as_its_own_run_and_route_th
         assert len(merged.predict("toy/unseen", rows, routing=mode)) == 6
     assert main(["merge", str(a), str(b), "--method", "concat", "--weights", "1", "2", "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_compare_prints_common_tasks_side_by_side_with_differences(lora_runs, tmp_path: Path, capsys):
+    a, b = lora_runs
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 0
+    assert main(["evaluate", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "m"), str(b), "--out", str(tmp_path / "cmp.md")]) == 0
+    printed = capsys.readouterr().out
+    merged = {t["task"]: t["score"] for t in json.loads((tmp_path / "m" / "results.json").read_text())["tasks"]}
+    own = {t["task"]: t["score"] for t in json.loads((b / "results.json").read_text())["tasks"]}
+    row = next(line for line in printed.splitlines() if line.startswith("| toy/colours_b |"))
+    assert row == (f"| toy/colours_b | accuracy | {merged['toy/colours_b']:.2f} | {own['toy/colours_b']:.2f} | "
+                   f"{own['toy/colours_b'] - merged['toy/colours_b']:+.2f} |")
+    assert "Only in m (not compared): toy/colours" in printed  # b never evaluated it
+    assert (tmp_path / "cmp.md").read_text() == printed
+    assert main(["compare", str(a), str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    assert main(["compare", str(a)]) == 2

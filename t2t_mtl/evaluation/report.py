@@ -11,7 +11,7 @@ from t2t_mtl.errors import T2TError
 
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "results.md"
-_GROUP_LABELS = {"seen": "seen", "held_out": "held-out", "overall": "overall"}
+GROUP_LABELS = {"seen": "seen", "held_out": "held-out", "overall": "overall"}
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Averages:
 
     def groups(self) -> dict[str, Average]:
         """The seen, held-out and overall averages that have tasks, by field name."""
-        return {name: group for name in _GROUP_LABELS if (group := getattr(self, name)) is not None}
+        return {name: group for name in GROUP_LABELS if (group := getattr(self, name)) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout: ``by_domain``, then each group that has tasks."""
@@ -86,7 +86,7 @@ class Averages:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Averages:
         """The averages ``to_dict`` wrote."""
-        groups = {name: Average(**data[name]) for name in _GROUP_LABELS if name in data}
+        groups = {name: Average(**data[name]) for name in GROUP_LABELS if name in data}
         return cls({domain: Average(**average) for domain, average in data["by_domain"].items()}, **groups)
 
 
@@ -125,7 +125,8 @@ def summarize(results: list[TaskResult], metric_preset: str | None = None, step:
     return Summary(tasks=list(results), averages=Averages.of(results), metric_preset=metric_preset, step=step)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table."""
     lines = [header, ["---"] * len(header), *rows]
     return ["| " + " | ".join(cells) + " |" for cells in lines]
 
@@ -146,16 +147,16 @@ def to_markdown(summary: Summary) -> str:
     ]
     averages = summary.averages
     groups = [(f"domain {d}", a) for d, a in averages.by_domain.items()]
-    groups += [(_GROUP_LABELS[name], a) for name, a in averages.groups().items()]
+    groups += [(GROUP_LABELS[name], a) for name, a in averages.groups().items()]
     average_rows = [[label, str(a.tasks), f"{a.score:.2f}"] for label, a in groups]
     lines = [
         "## Tasks",
         "",
-        *_table(["task", "domain", "split", "examples", "metric", "score", "other metrics"], task_rows),
+        *markdown_table(["task", "domain", "split", "examples", "metric", "score", "other metrics"], task_rows),
         "",
         "## Macro averages of the primary scores",
         "",
-        *_table(["group", "tasks", "score"], average_rows),
+        *markdown_table(["group", "tasks", "score"], average_rows),
     ]
     if summary.metric_preset:
         lines += ["", f"Scored with the metric preset `{summary.metric_preset}` (see the README's metric table)."]
