@@ -185,12 +185,11 @@ def cmd_merge(args: argparse.Namespace) -> None:
     fit_rows = _read_rows(Path(args.fit_data), "--fit-data") if args.fit_data else None
     settings = MergeSettings(method=args.method, weights=args.weights, scale=args.scale, density=args.density,
                              seed=args.seed, fit_rows=fit_rows, fit_task=args.fit_task, fit_steps=args.fit_steps)
-    out = merge_runs([Path(run) for run in args.runs], Path(args.out), settings)
-    record = json.loads((out / "merge.json").read_text(encoding="utf-8"))
-    tasks = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
+    out = Path(args.out)
+    record = merge_runs([Path(run) for run in args.runs], out, settings)
     density = f", density {record['density']}" if record["density"] is not None else ""
     weights = f" (coefficients {', '.join(f'{c:g}' for c in record['coefficients'])})" if record["coefficients"] else ""
-    print(f"merged {len(args.runs)} runs by {record['method']}{density}{weights} into {out}: {len(tasks)} tasks, "
+    print(f"merged {len(args.runs)} runs by {record['method']}{density}{weights} into {out}: {len(record['tasks'])} tasks, "
           f"stored as {record['stored_as']}")
     print(f"Next:\n  t2t-mtl evaluate {out}")
 
@@ -282,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", help="routed runs: route the tasks the run did not train by average | similar | fit "
                                      "| fit-unlabelled (on their evaluation inputs) | arrow | task=NAME; the report "
                                      "goes to RUN_DIR/routing/MODE/")
-    p.add_argument("--fit-data", help="labelled JSONL rows for --routing fit")
+    p.add_argument("--fit-data", help="JSONL rows to fit on: labelled for --routing fit; for fit-unlabelled, inputs "
+                                      "only (default: the evaluation inputs)")
     p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -97,11 +97,10 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     report then goes to RUN/routing/<mode>/, beside the run's own.
     """
     accelerator = Accelerator()
-    overrides = {"arrow_top_k": top_k} if top_k is not None else None
-    predictor = Predictor.from_run(run_dir, device=str(accelerator.device), eval_overrides=overrides)
-    recipe = predictor.recipe
-    overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset}
-    spec = recipe.eval.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset, "arrow_top_k": top_k}
+    predictor = Predictor.from_run(run_dir, device=str(accelerator.device),
+                                   eval_overrides={k: v for k, v in overrides.items() if v is not None})
+    recipe, spec = predictor.recipe, predictor.recipe.eval
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)

@@ -28,9 +28,9 @@ class StepLog:
     """Accumulates loss and throughput over `every` steps and reports them on the main process."""
 
     def __init__(self, accelerator: Accelerator, run: RunDir, every: int, total: int, start: int,
-                 tasks: list[str] | None = None) -> None:
+                 tasks: list[str]) -> None:
         self.accelerator = accelerator
-        self.tasks = tasks or []  # by task id: the names of the per-task losses
+        self.tasks = tasks  # by task id: the names of the per-task losses
         self.run = run
         self.every = every
         self.main = accelerator.is_main_process
@@ -41,7 +41,6 @@ class StepLog:
 
     def _reset(self) -> None:
         device = self.accelerator.device
-        self.loss = torch.zeros((), device=device, dtype=torch.float64)
         self.counts = torch.zeros(3, device=device, dtype=torch.float64)  # tokens, examples, target tokens
         self.by_task = torch.zeros(2, len(self.tasks), device=device, dtype=torch.float64)  # loss sums, tokens
         self.skipped = 0  # steps not applied because their loss or gradient norm was not finite
@@ -54,12 +53,9 @@ class StepLog:
             kept = [line for line in lines if json.loads(line)["step"] <= step]
             self.run.log_file.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
-    def add(self, loss_sum: torch.Tensor, tokens: int, examples: int, target_tokens: int,
-            by_task: torch.Tensor | None = None) -> None:
-        """Account one step (this rank's loss sum, counts and per-task sums; target tokens are global)."""
-        self.loss += loss_sum
-        if by_task is not None:
-            self.by_task += by_task
+    def add(self, tokens: int, examples: int, target_tokens: int, by_task: torch.Tensor) -> None:
+        """Account one step (this rank's counts and per-task loss and token sums; target tokens are global)."""
+        self.by_task += by_task
         self.counts += torch.tensor([tokens, examples, 0], device=self.counts.device, dtype=self.counts.dtype)
         self.counts[2] += target_tokens / self.accelerator.num_processes
         self.bar.update(1)
@@ -72,12 +68,11 @@ class StepLog:
     def flush(self, step: int, lr: float) -> None:
         """Write one record for the window ending at `step` (all ranks must call)."""
         seconds = time.perf_counter() - self.started
-        totals = self.accelerator.reduce(torch.cat([self.loss[None], self.counts, self.by_task.flatten()]), "sum")
+        totals = self.accelerator.reduce(torch.cat([self.counts, self.by_task.flatten()]), "sum")
         values = totals.tolist()  # the window's one read of the device
-        loss, tokens, examples, target_tokens = values[:4]
-        task_losses, task_tokens = values[4 : 4 + len(self.tasks)], values[4 + len(self.tasks) :]
-        if self.tasks:  # the same per-token losses, summed in float64 per task: their total is the loss
-            loss = sum(task_losses)
+        tokens, examples, target_tokens = values[:3]
+        task_losses, task_tokens = values[3 : 3 + len(self.tasks)], values[3 + len(self.tasks) :]
+        loss = sum(task_losses)  # the step's per-token losses, summed in float64 per task
         record = {"step": step, "loss": loss / target_tokens if target_tokens else None, "lr": lr,
                   "tokens_per_s": tokens / seconds, "examples_per_s": examples / seconds,
                   "peak_memory_mb": peak_memory_mb(self.accelerator.device), "seconds": seconds}

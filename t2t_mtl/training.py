@@ -127,7 +127,7 @@ class StepResult(NamedTuple):
     tokens: int
     examples: int
     applied: bool  # False when a non-finite step was skipped (train.skip_nonfinite)
-    by_task: torch.Tensor | None = None  # (2, tasks): each task's summed target-token loss, and its target tokens
+    by_task: torch.Tensor  # (2, tasks): each task's summed target-token loss, and its target tokens
 
 
 def check_positions(config: PretrainedConfig, spec: ModelSpec) -> None:
@@ -421,8 +421,7 @@ class Trainer:
             result = self.train_step(step)
             if result.applied:
                 self.run.drop_replaced()  # the new run has made a step: the run it replaces goes now
-                log.add(result.loss_sum, result.tokens, result.examples, int(self.plan.target_tokens[step]),
-                        result.by_task)
+                log.add(result.tokens, result.examples, int(self.plan.target_tokens[step]), result.by_task)
             else:
                 log.skip()
             self._after_step(step + 1, log)

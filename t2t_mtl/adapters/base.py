@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.validation import Strict
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from t2t_mtl.modeling.backbone import Backbone
     from t2t_mtl.modeling.routed.routing import Routing
-    from t2t_mtl.recipe import EvalSpec
     from t2t_mtl.task_table import TaskRow
 
 
@@ -26,6 +25,14 @@ class AdapterSettings(Strict):
     """A recipe's `adapter:` section; each method's settings add their own keys (unknown keys are errors)."""
 
     type: str
+
+
+class EvalSettings(Protocol):
+    """What a routing plan reads of a recipe's `eval:` section (`t2t_mtl.recipe.EvalSpec`)."""
+
+    routing: str  # the zero-shot routing of tasks the run did not train
+    max_new_tokens: int  # the length of the greedy answers fit-unlabelled scores
+    arrow_top_k: int  # the skills each token mixes under Arrow
 
 
 class Router:
@@ -101,7 +108,7 @@ class AdapterMethod(ABC):
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
     def routing_plan(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                     spec: EvalSpec, run_root: Path | None = None) -> RoutingPlan:
+                     spec: EvalSettings, run_root: Path | None = None) -> RoutingPlan:
         """How the run's tasks are routed in evaluation and prediction (`spec`); `run_root` holds what a saved
         plan wrote."""
         return RoutingPlan(self.name)

@@ -34,14 +34,9 @@ class BlockScale(nn.Module):
         return a * rows.to(a.dtype)[:, None]
 
 
-def lora_layers(model: nn.Module) -> list[LoraLayer]:
-    """The model's adapted linears, in module order."""
-    return [m for m in model.modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A]
-
-
-def lora_layer_names(model: nn.Module) -> list[str]:
-    """The names of `lora_layers(model)`, in the same order."""
-    return [name for name, m in model.named_modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A]
+def lora_layers(model: nn.Module) -> dict[str, LoraLayer]:
+    """The model's adapted linears by name, in module order (the rows of the multipliers)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A}
 
 
 def fit_multipliers(model: nn.Module, ranks: list[int], batches: list[dict[str, torch.Tensor]], steps: int,
@@ -50,7 +45,7 @@ def fit_multipliers(model: nn.Module, ranks: list[int], batches: list[dict[str, 
 
     Every other weight stays as it was.
     """
-    layers = lora_layers(model)
+    layers = list(lora_layers(model).values())
     multipliers = nn.Parameter(torch.ones(len(layers), len(ranks), device=next(model.parameters()).device))
 
     def backward_at(step: int) -> torch.Tensor:

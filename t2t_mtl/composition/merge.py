@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer
 
 from t2t_mtl.adapters.full.settings import FullSettings
 from t2t_mtl.adapters.lora.settings import LoraSettings
 from t2t_mtl.adapters.routed.settings import PolySettings, RoutedSettings
 from t2t_mtl.adapters.saved import reading_weights, refuse_unexpected, saved_adapter_config
-from t2t_mtl.composition.adamerging import fit_multipliers, lora_layer_names
+from t2t_mtl.composition.adamerging import fit_multipliers, lora_layers
 from t2t_mtl.composition.skills import concatenated_skills, lora_skill_routing
 from t2t_mtl.composition.task_vectors import (
     FOLDED,
@@ -112,7 +112,9 @@ class MergeSettings:
                 raise T2TError(f"--density {self.density} must be in (0, 1]: the fraction of each task vector kept")
 
     def coefficients(self, runs: int) -> list[float]:
-        """c_i = λ · weight_i, the factor of each run's task vector."""
+        """c_i = λ · weight_i, the factor of each run's task vector (1 for `concat`, which keeps every run whole)."""
+        if self.method == CONCAT:
+            return [1.0] * runs
         weights = self.weights or [1.0 / runs if self.method == "linear" else 1.0] * runs
         scale = DEFAULT_LAMBDA[self.method] if self.scale is None else self.scale
         return [scale * w for w in weights]
@@ -244,8 +246,8 @@ def _weights_sha(item: InputRun) -> str | None:
     return next((f["sha256"] for name, f in files.items() if name.endswith("adapter_model.safetensors")), None)
 
 
-def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
-    """Merge the LoRA runs (or the routed runs) at `paths` into a new run folder `out`; returns it."""
+def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> dict[str, Any]:
+    """Merge the LoRA runs (or the routed runs) at `paths` into a new run folder `out`; returns its merge.json."""
     if not paths:
         raise T2TError("merge needs at least one run folder")
     inputs = [_input_run(path) for path in paths]
@@ -260,12 +262,12 @@ def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
     fit_task = _fit_task(settings, union) if settings.method == ADAMERGING else None
     _check_out(out, paths)  # the last check: it makes the folder --out goes in
     recipe = _merged_recipe(inputs, settings, union, out)
-    coefficients = None if settings.method == CONCAT else settings.coefficients(len(inputs))
     stored = {CONCAT: f"{recipe.adapter.type} with {getattr(recipe.adapter, 'n_skills', 0)} skills per layer",
               **dict.fromkeys(FOLDED, "full weights (the merge is full rank)")}
-    record = {"method": settings.method, "coefficients": coefficients, "seed": settings.seed,
+    record = {"method": settings.method, "coefficients": settings.coefficients(len(inputs)), "seed": settings.seed,
               "density": settings.kept() if settings.method in FOLDED else None,
               "stored_as": stored.get(settings.method, f"LoRA of rank {getattr(recipe.adapter, 'rank', 0)}"),
+              "tasks": [row.name for row in union.table],
               "inputs": [{"run": str(i.run.root.resolve()), "run_id": i.run.recorded_run_id(),
                           "weights": str(i.weights.resolve()), "adapter_sha256": _weights_sha(i),
                           "tasks": [row.name for row in i.table]} for i in inputs]}
@@ -276,15 +278,13 @@ def merge_runs(paths: list[Path], out: Path, settings: MergeSettings) -> Path:
         staging.mkdir()
         run.recipe_file.write_text(recipe.to_yaml(), encoding="utf-8")
         run.write_tables(union.table, union.templates, union.data or None)
-        _write_final(run, recipe, inputs, union, settings)
-        if fit_task is not None:
-            record.update(_fit_coefficients(run, inputs, fit_task, settings))
+        record.update(_write_final(run, recipe, inputs, union, settings, fit_task))
         run.merge_file.write_text(json.dumps(record, indent=2), encoding="utf-8")
         os.rename(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
+    return record
 
 
 def _merged_recipe(inputs: list[InputRun], settings: MergeSettings, union: Union, out: Path) -> Recipe:
@@ -309,11 +309,15 @@ def _merged_recipe(inputs: list[InputRun], settings: MergeSettings, union: Union
     return parse_recipe(raw, f"the recipe merged from {first.run.recipe_file}")  # typed for its adapter method
 
 
-def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Union, settings: MergeSettings) -> None:
-    """final/: the merged weights (a PEFT adapter, or full weights), the tokenizer, the manifest and the marker."""
+def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Union, settings: MergeSettings,
+                 fit_task: str | None) -> dict[str, Any]:
+    """final/: the merged weights (a PEFT adapter, or full weights), the tokenizer, the manifest and the marker.
+
+    With `fit_task` (AdaMerging), the coefficients are fitted first; returns what merge.json adds about the fit.
+    """
     adapters = [i.adapter for i in inputs]
     backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
-    coefficients = [1.0] * len(inputs) if settings.method == CONCAT else settings.coefficients(len(inputs))
+    coefficients = settings.coefficients(len(inputs))
     full_modules = averaged_full_modules(adapters, coefficients)
     if settings.method in FOLDED:
         model = backbone.model
@@ -340,17 +344,14 @@ def _write_final(run: RunDir, recipe: Recipe, inputs: list[InputRun], union: Uni
     tokenizer_folder = inputs[0].weights
     tokenizer = (AutoTokenizer.from_pretrained(tokenizer_folder) if (tokenizer_folder / "tokenizer_config.json").is_file()
                  else backbone.tokenizer)
-    _save_final(run, recipe, model, tokenizer)
-    recipe.method.routing_plan(model, tokenizer, union.table, recipe.eval).save(run.root)
-
-
-def _save_final(run: RunDir, recipe: Recipe, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Write the model and tokenizer to a fresh final/, its manifest, then the marker."""
+    fitted = {} if fit_task is None else _fit_coefficients(Predictor(run, model, tokenizer), inputs, fit_task, settings)
     final = run.fresh_final()
     recipe.method.save(model, final)
     tokenizer.save_pretrained(final)
+    recipe.method.routing_plan(model, tokenizer, union.table, recipe.eval).save(run.root)
     run.write_manifest(final)
     (final / COMPLETE).touch()
+    return fitted
 
 
 def _fit_task(settings: MergeSettings, union: Union) -> str:
@@ -369,17 +370,18 @@ def _fit_task(settings: MergeSettings, union: Union) -> str:
     return held_out[0]
 
 
-def _fit_coefficients(run: RunDir, inputs: list[InputRun], task: str, settings: MergeSettings) -> dict[str, Any]:
-    """AdaMerging on the stacked merge in `run`: fit, save final/ again, log the curve; the record's additions."""
-    predictor = Predictor.from_run(run.root)
+def _fit_coefficients(predictor: Predictor, inputs: list[InputRun], task: str, settings: MergeSettings
+                      ) -> dict[str, Any]:
+    """AdaMerging on the stacked merge `predictor` holds (in its staging run): fit it in place, log the curve;
+    returns merge.json's additions."""
+    run = predictor.run
     batches = predictor.labelled_batches(predictor.task(task), settings.fit_rows or [], labelled=False)
     multipliers, losses = fit_multipliers(predictor.model, [i.adapter.rank for i in inputs], batches,
                                           settings.fit_steps, FIT_LR, predictor.recipe.eval.max_new_tokens)
-    _save_final(run, predictor.recipe, predictor.model, predictor.tokenizer)
     with run.log_file.open("w", encoding="utf-8") as log:
         log.writelines(json.dumps({"fit_step": step, "entropy": loss}) + "\n" for step, loss in enumerate(losses))
     start = torch.tensor(settings.coefficients(len(inputs)))
     return {"fit_task": task, "fit_rows": len(settings.fit_rows or []), "fit_steps": settings.fit_steps,
             "entropy": {"first": losses[0], "last": losses[-1]},
             "coefficients_per_layer": [f"{layer}: {', '.join(f'{c:.4f}' for c in row)}" for layer, row in
-                                       zip(lora_layer_names(predictor.model), (multipliers * start).tolist())]}
+                                       zip(lora_layers(predictor.model), (multipliers * start).tolist())]}

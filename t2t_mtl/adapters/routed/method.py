@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from peft import LoraConfig
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from t2t_mtl.adapters.base import RoutingPlan
+from t2t_mtl.adapters.base import EvalSettings, RoutingPlan
 from t2t_mtl.adapters.lora.method import LoraMethod
 from t2t_mtl.adapters.routed.plan import RoutedPlan
 from t2t_mtl.adapters.routed.settings import RoutedSettings
@@ -25,9 +25,6 @@ from t2t_mtl.modeling.routed.model import (
 )
 from t2t_mtl.modeling.routed.routing import Routing
 from t2t_mtl.task_table import TaskRow
-
-if TYPE_CHECKING:
-    from t2t_mtl.recipe import EvalSpec
 
 
 class RoutedMethod(LoraMethod):
@@ -57,7 +54,7 @@ class RoutedMethod(LoraMethod):
                  "weight_decay": 0.0}]
 
     def routing_plan(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                     spec: EvalSpec, run_root: Path | None = None) -> RoutingPlan:
+                     spec: EvalSettings, run_root: Path | None = None) -> RoutingPlan:
         return RoutedPlan(self.name, model, tokenizer, table, spec, run_root)
 
     def export(self, model: nn.Module, routing: Routing | None, merge: bool) -> nn.Module:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -15,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from t2t_mtl.adapters.base import Router, RoutingPlan
+from t2t_mtl.adapters.base import EvalSettings, Router, RoutingPlan
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.losses import greedy_continuation, mean_token_loss, prediction_entropy
 from t2t_mtl.modeling.routed.model import routed_call, task_weights
@@ -29,9 +28,6 @@ from t2t_mtl.modeling.routed.zero_shot import (
     skills_fingerprint,
 )
 from t2t_mtl.task_table import TaskRow
-
-if TYPE_CHECKING:
-    from t2t_mtl.recipe import EvalSpec
 
 logger = logging.getLogger(__name__)
 EMBEDDINGS_FILE = "task_embeddings.safetensors"  # in the run folder: the task table's instruction embeddings
@@ -70,12 +66,12 @@ class RoutedPlan(RoutingPlan):
     A trained task uses its learned routing unless a mode is given; any other task uses
     `mode`, else the run's eval.routing: `average`, `similar` (by instruction similarity),
     `fit` (learned on labelled batches), `fit-unlabelled` (learned on unlabelled batches by
-    minimising the entropy of the model's own greedy answers, of up to eval.max_new_tokens)
-    or `task=NAME` (a trained task's routing).
+    minimising the entropy of the model's own greedy answers, of up to eval.max_new_tokens),
+    `arrow` (per token, the eval.arrow_top_k closest skills) or `task=NAME` (a trained task's routing).
     """
 
     def __init__(self, method: str, model: nn.Module, tokenizer: PreTrainedTokenizerBase, table: list[TaskRow],
-                 spec: EvalSpec, run_root: Path | None = None) -> None:
+                 spec: EvalSettings, run_root: Path | None = None) -> None:
         super().__init__(method)
         self.model = model
         self.tokenizer = tokenizer
@@ -130,16 +126,10 @@ class RoutedPlan(RoutingPlan):
                 logger.warning("%s was not trained in this run: routing it with '%s' (eval.routing; see --routing)",
                                task, self.default_mode)
             mode = self.default_mode
-        if mode == "fit":
-            if fit is None:
-                raise T2TError("routing 'fit' needs labelled rows of the task (--fit-data FILE.jsonl)")
-            router, losses = self.fit(fit(True))
-        elif mode == "fit-unlabelled":
-            if fit is None:
-                raise T2TError("routing 'fit-unlabelled' needs rows of the task (its --input, or --fit-data FILE.jsonl)")
-            router, losses = self.fit_unlabelled(fit(False))
-        else:
+        if mode not in ("fit", "fit-unlabelled"):
             return self._zero_shot(mode, instruction)
+        batches = fit(mode == "fit") if fit is not None else []  # the fits name what an empty one lacks
+        router, losses = self.fit(batches) if mode == "fit" else self.fit_unlabelled(batches)
         self.fits[task] = (mode, losses)
         return router
 
