@@ -16,6 +16,7 @@ from torch import nn
 from t2t_mtl.adapters.base import AdapterMethod
 from t2t_mtl.errors import T2TError
 from t2t_mtl.run_dir import COMPLETE, RunDir, input_changes
+from t2t_mtl.selection import BEST_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Checkpointer:
         self.method = method
         self.run = run
         self.keep_last = keep_last
+        self.best: Path | None = None  # the best evaluated checkpoint (train.keep_best): never pruned
         accelerator.register_save_state_pre_hook(self._save_trained_only)
         accelerator.register_load_state_pre_hook(self._load_trained_only)
 
@@ -71,10 +73,20 @@ class Checkpointer:
         self.accelerator.wait_for_everyone()
         return final
 
+    def keep_best(self, folder: Path, record: dict[str, Any]) -> None:
+        """Make `folder` (a checkpoint or final/) the best one, recorded in checkpoints/best.json (main process);
+        the previous best goes when it is not among the last `keep_last`."""
+        self.best = folder
+        if self.accelerator.is_main_process:
+            self.run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            (self.run.checkpoints_dir / BEST_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+            self._prune()
+
     def _prune(self) -> None:
         if self.keep_last:
             for old in self.run.checkpoints()[: -self.keep_last]:
-                shutil.rmtree(old)
+                if old != self.best:
+                    shutil.rmtree(old)
         for leftover in self.run.checkpoints_dir.glob(".tmp-step-*"):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -58,7 +58,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise T2TError("evaluate --routing fit learns the held-out tasks' routing from labelled rows: give "
                        "--fit-data ROWS.jsonl")
     summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples,
-                           metric_preset=args.metric_preset, routing=args.routing, fit_rows=fit_rows, top_k=args.top_k)
+                           metric_preset=args.metric_preset, routing=args.routing, fit_rows=fit_rows, top_k=args.top_k,
+                           checkpoint=args.checkpoint)
     if summary is not None:
         print(to_markdown(summary))
 
@@ -142,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.routing == "fit" and (fit_rows is None or len(fit_rows) < args.fit_examples):
         raise T2TError(f"--routing fit asks for {args.fit_examples} labelled rows (--fit-examples) but --fit-data "
                        f"gave {len(fit_rows or [])}")
-    predictor = Predictor.from_run(args.run_dir, eval_overrides={"arrow_top_k": args.top_k} if args.top_k else None)
+    predictor = Predictor.from_run(args.run_dir, eval_overrides={"arrow_top_k": args.top_k} if args.top_k else None,
+                                   checkpoint=args.checkpoint)
     predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
     for name, (mode, losses) in predictor.routing_plan.fits.items():
         objective = "loss" if mode == "fit" else "mean entropy of its answers"
@@ -172,7 +174,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         raise T2TError(f"{'--merge' if args.merge else '--out'} {target} is a file; export writes a folder there. "
                        f"Give a folder path.")
     check_out_folder(target)  # before the model loads
-    predictor = Predictor.from_run(args.run_dir, device="cpu")
+    predictor = Predictor.from_run(args.run_dir, device="cpu", checkpoint=args.checkpoint)
     out = export_model(predictor.model, predictor.tokenizer, predictor.run, predictor.routing_plan, target,
                        merge=bool(args.merge), task=args.task, routing=args.routing, instruction=args.instruction)
     loader = "AutoModelForSeq2SeqLM.from_pretrained" if args.merge else "PeftModel.from_pretrained(base_model, ...)"
@@ -254,6 +256,19 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _checkpoint(text: str) -> str:
+    """An argparse type: best, last or step-N."""
+    if text in ("best", "last") or (text.startswith("step-") and text.removeprefix("step-").isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"choose best, last or step-N (such as step-500), got '{text}'")
+
+
+def _checkpoint_option(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The --checkpoint option of the commands that load a run's weights."""
+    parser.add_argument("--checkpoint", type=_checkpoint, help="which weights: last (final/, else the latest checkpoint; the default), "
+                                             "best (train.keep_best) or step-N" + (f"; {note}" if note else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `t2t-mtl` argument parser."""
     parser = argparse.ArgumentParser(prog="t2t-mtl", description="Instruction-tuned multi-task seq2seq models.")
@@ -284,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-data", help="JSONL rows to fit on: labelled for --routing fit; for fit-unlabelled, inputs "
                                       "only (default: the evaluation inputs)")
     p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
+    _checkpoint_option(p, "the report then goes to RUN_DIR/evaluations/CHECKPOINT/")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict for rows of any task, seen or unseen")
@@ -300,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "fit-unlabelled, inputs only (default: the --input rows)")
     p.add_argument("--fit-examples", type=_positive, default=16, help="rows of --fit-data to fit on (default 16)")
     p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
+    _checkpoint_option(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tasks", help="list, show, validate and preview task files", intermixed=True)
@@ -317,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="routed runs: fold this trained task's routing")
     p.add_argument("--routing", help="routed runs: average | similar | task=NAME")
     p.add_argument("--instruction", help="the new task's instruction, for --routing similar")
+    _checkpoint_option(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", help="merge runs of one backbone into a new run: LoRA task vectors (task arithmetic, "

@@ -88,18 +88,23 @@ def _write_predictions(folder: Path, task: TaskSpec, examples: datasets.Dataset,
 
 def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None,
                  metric_preset: str | None = None, routing: str | None = None,
-                 fit_rows: list[dict[str, Any]] | None = None, top_k: int | None = None) -> Summary | None:
+                 fit_rows: list[dict[str, Any]] | None = None, top_k: int | None = None,
+                 checkpoint: str | None = None) -> Summary | None:
     """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks).
+
+    `checkpoint` (best, step-N; last is the default) evaluates other weights than the last: the
+    report then goes to RUN/evaluations/<checkpoint>/.
 
     `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings. `routing`
     routes the tasks the run did not train (routed runs): `fit` learns on the labelled `fit_rows`,
     `fit-unlabelled` on the task's evaluation inputs, `arrow` mixes `top_k` skills per token; the
-    report then goes to RUN/routing/<mode>/, beside the run's own.
+    report then goes to RUN/routing/<mode>/ (under the checkpoint's folder), beside the run's own.
     """
     accelerator = Accelerator()
     overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset, "arrow_top_k": top_k}
     predictor = Predictor.from_run(run_dir, device=str(accelerator.device),
-                                   eval_overrides={k: v for k, v in overrides.items() if v is not None})
+                                   eval_overrides={k: v for k, v in overrides.items() if v is not None},
+                                   checkpoint=checkpoint)
     recipe, spec = predictor.recipe, predictor.recipe.eval
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
@@ -112,10 +117,14 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
         inputs = [{"input_ids": e["input_ids"], "task_id": e["task_id"]} for e in eval_set.examples]  # no labels
         return predictor.router(eval_set.task, routing, fit_rows, inputs=inputs)
 
-    out_dir = predictor.run.root / "routing" / routing.replace("=", "-").replace("/", "__") if routing else None
+    base = predictor.run.root
+    if checkpoint not in (None, "last"):
+        name = checkpoint if checkpoint == "best" else predictor.run.checkpoint_folder(checkpoint).name
+        base = base / "evaluations" / name
+    out_dir = base / "routing" / routing.replace("=", "-").replace("/", "__") if routing else base
     summary = evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
                             router_for, out_dir=out_dir)
-    if out_dir is not None and predictor.routing_plan.fits and accelerator.is_main_process:
+    if predictor.routing_plan.fits and accelerator.is_main_process:
         curves = {task: {"routing": mode, "loss_per_step": losses}
                   for task, (mode, losses) in predictor.routing_plan.fits.items()}
         (out_dir / "fits.json").write_text(json.dumps(curves, indent=2), encoding="utf-8")

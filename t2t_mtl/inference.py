@@ -95,13 +95,13 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | None = None,
-                 eval_overrides: dict[str, Any] | None = None) -> Predictor:
-        """Load the run's backbone and trained weights (final, else latest checkpoint); `eval_overrides`
-        change the recipe's `eval` settings for this predictor."""
+                 eval_overrides: dict[str, Any] | None = None, checkpoint: str | None = None) -> Predictor:
+        """Load the run's backbone and trained weights (`checkpoint`: last, the default, is final/ else the
+        latest checkpoint; best; step-N); `eval_overrides` change the recipe's `eval` settings for this predictor."""
         run = RunDir(run_dir)
         recipe = run.recipe()
         run.tasks()  # a missing or corrupt task table is named here, before the model loads
-        weights = run.trained_weights()  # verified against its manifest
+        weights = run.trained_weights(checkpoint)  # verified against its manifest
         backbone = load_backbone(recipe.model.name_or_path, recipe.model.dtype)
         model = recipe.method.load(backbone, recipe.adapter, weights)
         saved_tokenizer = (weights / "tokenizer_config.json").is_file()

@@ -8,7 +8,8 @@ state a checkpoint needs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,12 @@ def make_plan(data: TaskData, recipe: Recipe, world: int) -> tuple[TrainingPlan,
     table = [MixtureRow(data.tasks[i].name, n, data.rates[i], float(s)) for i, n, s in zip(ids, sizes, shares)]
     plan = TrainingPlan(stream[order], per_step_tokens, steps, train.grad_accum, train.batch_size)
     return plan, table
+
+
+def mixture_record(table: list[MixtureRow], truncated: dict[str, Truncation]) -> list[dict[str, Any]]:
+    """The mixture table as mixture.json records it: each task's training examples, rate, configured share
+    and truncation counts."""
+    return [{**asdict(row), "truncation": asdict(truncated[row.task])} for row in table]
 
 
 def print_mixture(table: list[MixtureRow], truncated: dict[str, Truncation]) -> None:

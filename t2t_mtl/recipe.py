@@ -53,6 +53,14 @@ class MixtureSpec(Strict):
     temperature: float = Field(default=2.0, gt=0)
 
 
+class EarlyStopping(Strict):
+    """Stop when `patience` evaluations in a row have not beaten the best `eval.select` score by more than
+    `min_delta`; the final weights are then the best evaluated ones."""
+
+    patience: int = Field(gt=0)
+    min_delta: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
 class TrainSpec(Strict):
     """Optimisation and the rhythm of logging, evaluation and checkpoints.
 
@@ -60,6 +68,8 @@ class TrainSpec(Strict):
     `skip_nonfinite: K` lets a run skip up to K steps whose loss or gradient norm is not finite
     (gradients dropped, no optimizer step, counted in log.jsonl as `skipped_steps`) before it
     stops with an error; 0 stops at the first. The count starts afresh when a run is resumed.
+    `keep_best` keeps the checkpoint of the best evaluation (by `eval.select`) beside the last
+    `keep_last` ones; `early_stopping` implies it.
     """
 
     lr: float = Field(default=5e-4, gt=0, allow_inf_nan=False)
@@ -77,6 +87,8 @@ class TrainSpec(Strict):
     eval_every: int | None = Field(default=None, gt=0)
     save_every: int | None = Field(default=None, gt=0)
     keep_last: int | None = Field(default=None, gt=0)
+    keep_best: bool = False
+    early_stopping: EarlyStopping | None = None
     group_by_length: bool = True
     strict_labels: bool = False
     resume: Literal["no", "auto"] = "no"
@@ -85,11 +97,22 @@ class TrainSpec(Strict):
     def _one_length(self) -> TrainSpec:
         if (self.max_steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of train.max_steps or train.epochs")
+        for key, value in (("keep_best", self.keep_best), ("early_stopping", self.early_stopping)):
+            if value and self.eval_every is None:
+                raise ValueError(f"train.{key} compares the evaluations made every train.eval_every steps: set "
+                                 f"train.eval_every=N too")
         return self
+
+    @property
+    def tracks_best(self) -> bool:
+        """Whether the run keeps its best evaluated checkpoint (keep_best, or early stopping, which needs it)."""
+        return self.keep_best or self.early_stopping is not None
 
 
 class EvalSpec(Strict):
-    """Evaluation: which tasks, how many examples, and generation settings."""
+    """Evaluation: which tasks, how many examples, generation settings, and which score picks the best
+    checkpoint (`select`: mean, seen or held_out, the macro average of those tasks' primary scores, or a
+    task's name, its primary score)."""
 
     tasks: list[str] | None = None
     max_examples: int | None = Field(default=None, gt=0)
@@ -99,6 +122,7 @@ class EvalSpec(Strict):
     template: str | None = None
     routing: Literal["average", "similar", "arrow"] = "average"
     arrow_top_k: int = Field(default=3, gt=0)  # routing arrow: skills each token mixes
+    select: str = "mean"
     # Options that make the metrics count as another project's scorer (see evaluation.metrics.PRESETS).
     metric_preset: str | None = None
 

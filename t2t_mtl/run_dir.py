@@ -18,6 +18,7 @@ from t2t_mtl import safe_yaml
 from t2t_mtl.errors import T2TError
 from t2t_mtl.manifest import MANIFEST, CorruptManifest, damage, read_manifest, write_manifest
 from t2t_mtl.recipe import Recipe, parse_recipe
+from t2t_mtl.selection import read_best
 from t2t_mtl.task_table import TaskRow
 from t2t_mtl.tasks.registry import SelectedTask
 from t2t_mtl.tasks.schema import TaskSpec
@@ -28,8 +29,8 @@ logger = logging.getLogger(__name__)
 COMPLETE = "COMPLETE"
 # Recipe sections that may change when resuming; everything else defines the run.
 RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.eval_every", "train.save_every",
-                     "train.log_every", "train.keep_last", "train.resume", "train.skip_nonfinite", "eval",
-                     "output_dir"}
+                     "train.log_every", "train.keep_last", "train.keep_best", "train.early_stopping", "train.resume",
+                     "train.skip_nonfinite", "eval", "output_dir"}
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -52,8 +53,10 @@ def task_table(selected: list[SelectedTask], instructions: list[str]) -> list[Ta
 
 def defining_settings(recipe: Recipe) -> dict[str, Any]:
     """The recipe's settings that define a run (those a resume may not change), flattened."""
-    return {k: v for k, v in _flatten(recipe.model_dump(mode="json")).items()
-            if k not in RESUMABLE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES}
+    def resumable(key: str) -> bool:
+        return any(key == change or key.startswith(change + ".") for change in RESUMABLE_CHANGES)
+
+    return {k: v for k, v in _flatten(recipe.model_dump(mode="json")).items() if not resumable(k)}
 
 
 def read_json(path: Path, fix: str) -> Any:
@@ -116,6 +119,7 @@ class RunDir:
     predictions_dir = property(lambda self: self.root / "predictions")
     run_file = property(lambda self: self.root / "run.json")
     data_lock_file = property(lambda self: self.root / "data.lock.json")
+    mixture_file = property(lambda self: self.root / "mixture.json")  # configured shares and truncation per task
     merge_file = property(lambda self: self.root / "merge.json")  # a run made by `t2t-mtl merge`, not trained
 
     def exists(self) -> bool:
@@ -255,6 +259,10 @@ class RunDir:
         if data is not None:
             self.data_lock_file.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 
+    def write_mixture(self, rows: list[dict[str, Any]]) -> None:
+        """Record the mixture table (`plan.mixture_record`) in mixture.json."""
+        self.mixture_file.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+
     def changed_templates(self, task: TaskSpec) -> list[str]:
         """Template ids of a trained task whose text differs from the lock (empty when unknown)."""
         if not self.lock_file.is_file():
@@ -269,17 +277,44 @@ class RunDir:
         found = [p for p in self.checkpoints_dir.glob("step-*") if (p / COMPLETE).is_file()]
         return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
-    def trained_weights(self) -> Path:
-        """The folder to load trained weights from, verified: final/, else the latest checkpoint's."""
-        if (self.final_dir / COMPLETE).is_file():
-            self._check_weights(self.final_dir)
-            return self.final_dir
+    def trained_weights(self, checkpoint: str | None = None) -> Path:
+        """The folder to load trained weights from, verified.
+
+        `checkpoint` is `last` (the default: final/, else the latest checkpoint), `best` (the best
+        evaluated weights, train.keep_best) or `step-N` (the checkpoint of step N).
+        """
+        folder = self.checkpoint_folder(checkpoint or "last")
+        self._check_weights(folder)
+        return folder if folder == self.final_dir else folder / "model"
+
+    def checkpoint_folder(self, checkpoint: str) -> Path:
+        """final/ or the checkpoint folder that `checkpoint` (last, best or step-N) names; a T2TError when none."""
         checkpoints = self.checkpoints()
-        if checkpoints:
-            logger.warning("%s has no final weights; using %s", self.root, checkpoints[-1].name)
-            self._check_weights(checkpoints[-1])
-            return checkpoints[-1] / "model"
-        raise T2TError(f"{self.root} holds no trained weights yet (no final/ and no complete checkpoint)")
+        steps = ", ".join(p.name for p in checkpoints) or "none"
+        if checkpoint == "last":
+            if (self.final_dir / COMPLETE).is_file():
+                return self.final_dir
+            if checkpoints:
+                logger.warning("%s has no final weights; using %s", self.root, checkpoints[-1].name)
+                return checkpoints[-1]
+            raise T2TError(f"{self.root} holds no trained weights yet (no final/ and no complete checkpoint)")
+        if checkpoint == "best":
+            best = read_best(self.checkpoints_dir)
+            if best is None:
+                raise T2TError(f"{self.root} kept no best checkpoint: train with train.keep_best=true and "
+                               f"train.eval_every=N, or choose --checkpoint last or step-N (its checkpoints: {steps})")
+            folder = self.root / best["folder"]
+            if not (folder / COMPLETE).is_file():
+                raise T2TError(f"the best weights of {self.root} (step {best['step']}, {best['select']} "
+                               f"{best['score']:.2f}) were in {folder}, which is gone; its checkpoints: {steps}")
+            return folder
+        number = checkpoint.removeprefix("step-")
+        if not checkpoint.startswith("step-") or not number.isdigit():
+            raise T2TError(f"--checkpoint {checkpoint}: choose best, last or step-N (its checkpoints: {steps})")
+        folder = self.checkpoints_dir / f"step-{int(number):06d}"
+        if folder not in checkpoints:
+            raise T2TError(f"{self.root} has no complete checkpoint of step {int(number)}; its checkpoints: {steps}")
+        return folder
 
     def _check_weights(self, folder: Path) -> None:
         """Refuse a damaged folder, another run's, or one whose adapter recipe.yaml no longer describes."""

@@ -42,7 +42,7 @@ class StepLog:
     def _reset(self) -> None:
         device = self.accelerator.device
         self.counts = torch.zeros(3, device=device, dtype=torch.float64)  # tokens, examples, target tokens
-        self.by_task = torch.zeros(2, len(self.tasks), device=device, dtype=torch.float64)  # loss sums, tokens
+        self.by_task = torch.zeros(3, len(self.tasks), device=device, dtype=torch.float64)  # loss, tokens, examples
         self.skipped = 0  # steps not applied because their loss or gradient norm was not finite
         self.started = time.perf_counter()
 
@@ -65,13 +65,15 @@ class StepLog:
         self.skipped += 1
         self.bar.update(1)
 
-    def flush(self, step: int, lr: float) -> None:
-        """Write one record for the window ending at `step` (all ranks must call)."""
+    def flush(self, step: int, lr: float, routing: dict[str, Any] | None = None) -> None:
+        """Write one record for the window ending at `step` (all ranks must call); `routing` is the
+        trained tasks' routing now (routed runs, main process)."""
         seconds = time.perf_counter() - self.started
         totals = self.accelerator.reduce(torch.cat([self.counts, self.by_task.flatten()]), "sum")
         values = totals.tolist()  # the window's one read of the device
         tokens, examples, target_tokens = values[:3]
-        task_losses, task_tokens = values[3 : 3 + len(self.tasks)], values[3 + len(self.tasks) :]
+        n = len(self.tasks)
+        task_losses, task_tokens, task_examples = values[3 : 3 + n], values[3 + n : 3 + 2 * n], values[3 + 2 * n :]
         loss = sum(task_losses)  # the step's per-token losses, summed in float64 per task
         record = {"step": step, "loss": loss / target_tokens if target_tokens else None, "lr": lr,
                   "tokens_per_s": tokens / seconds, "examples_per_s": examples / seconds,
@@ -80,8 +82,11 @@ class StepLog:
         if present and record["loss"] is not None:  # token-weighted: they average to `loss`
             record["loss_by_task"] = {self.tasks[i]: task_losses[i] / task_tokens[i] for i in present}
             record["target_tokens_by_task"] = {self.tasks[i]: int(task_tokens[i]) for i in present}
+            record["examples_by_task"] = {self.tasks[i]: int(task_examples[i]) for i in present}
         if self.skipped:
             record["skipped_steps"] = self.skipped
+        if routing is not None:
+            record["routing"] = routing
         if self.main:
             self._write(record)
             loss = "-" if record["loss"] is None else f"{record['loss']:.3f}"
@@ -91,10 +96,10 @@ class StepLog:
             self.accelerator.log(scalars, step=step)
         self._reset()
 
-    def evaluation(self, step: int, summary: Summary | None) -> None:
-        """Record an evaluation summary (main process only has one)."""
+    def evaluation(self, step: int, summary: Summary | None) -> dict[str, Any] | None:
+        """Record an evaluation summary (main process only has one); returns the record written."""
         if summary is None:
-            return
+            return None
         averages = summary.averages
         by_task = {result.task: result.scores for result in summary.tasks}
         flat = {f"eval/{name}": group.score for name, group in averages.groups().items()}
@@ -102,8 +107,20 @@ class StepLog:
         flat.update({f"eval/{task}/{metric}": score for task, scores in by_task.items()
                      for metric, score in scores.items()})
         self.accelerator.log(flat, step=step)
-        self._write({"step": step, "eval": averages.to_dict(), "eval_by_task": by_task})
+        primary = {result.task: result.primary for result in summary.tasks}
+        record = {"step": step, "eval": averages.to_dict(), "eval_by_task": by_task, "eval_primary": primary}
+        self._write(record)
         self.bar.write("\n" + to_markdown(summary))
+        return record
+
+    def early_stop(self, step: int, best: dict[str, Any], patience: int) -> None:
+        """Record and say (main process) that the run stopped early at `step`, its final weights `best`'s."""
+        if not self.main:
+            return
+        self._write({"step": step, "early_stopped": {**best, "patience": patience}})
+        self.bar.write(f"early stopping at step {step}: eval.select {best['select']} has not improved on "
+                       f"{best['score']:.2f} (step {best['step']}) for {patience} evaluations; the final weights "
+                       f"are those of step {best['step']}")
 
     def _write(self, record: dict[str, Any]) -> None:
         with self.run.log_file.open("a", encoding="utf-8") as handle:

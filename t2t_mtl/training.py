@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
 from torch import nn
 from transformers import PretrainedConfig, get_scheduler
 
@@ -28,9 +28,10 @@ from t2t_mtl.evaluation.report import Summary
 from t2t_mtl.evaluator import evaluate_sets
 from t2t_mtl.losses import target_token_losses
 from t2t_mtl.modeling.backbone import load_backbone
-from t2t_mtl.plan import make_plan, print_mixture
+from t2t_mtl.plan import make_plan, mixture_record, print_mixture
 from t2t_mtl.recipe import ModelSpec, Recipe
 from t2t_mtl.run_dir import COMPLETE, RunDir, input_lock, task_table
+from t2t_mtl.selection import Selection, check_select, selection_score
 from t2t_mtl.step_log import StepLog
 from t2t_mtl.tasks.mixture import MixtureRow
 from t2t_mtl.tasks.registry import select_tasks
@@ -127,7 +128,7 @@ class StepResult(NamedTuple):
     tokens: int
     examples: int
     applied: bool  # False when a non-finite step was skipped (train.skip_nonfinite)
-    by_task: torch.Tensor  # (2, tasks): each task's summed target-token loss, and its target tokens
+    by_task: torch.Tensor  # (3, tasks): each task's summed target-token loss, target tokens and examples
 
 
 def check_positions(config: PretrainedConfig, spec: ModelSpec) -> None:
@@ -207,9 +208,31 @@ class Trainer:
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last, self.method)
         inputs = input_lock(self.data.selected, self.data.fingerprints)  # checked against the checkpoint's
         self.start_step = self.checkpointer.restore(inputs, allow_changed) if self.resume else 0
+        self.selection = self._selection()
+        self.stopped_early = False  # train.early_stopping ended the loop
         self.skipped = 0  # non-finite steps skipped since this start (train.skip_nonfinite)
         self.stopping = 0  # the signal every rank agreed to stop on after this step (0: none)
         self._claim(mixture)
+
+    def _selection(self) -> Selection | None:
+        """What picks the best evaluation (eval.select), checked against the evaluated tasks; None when the run
+        keeps no best. A resumed run replays the evaluations its log holds up to the checkpoint."""
+        train, select = self.recipe.train, self.recipe.eval.select
+        if select != "mean" or train.tracks_best:
+            check_select(select, {s.task.name: s.task.held_out for s in self.data.eval_sets})
+        if not train.tracks_best:
+            return None
+        stopping = train.early_stopping
+        selection = Selection(select, stopping.patience if stopping else None, stopping.min_delta if stopping else 0.0)
+        if self.resume:
+            selection.replay(self.run.log_file, self.start_step)
+            best = self.run.checkpoints_dir / f"step-{selection.best_step or 0:06d}"
+            self.checkpointer.best = best if best in self.run.checkpoints() else None
+            if selection.best_step is not None and self.checkpointer.best is None:
+                logger.warning("the best evaluation so far (step %d) has no checkpoint in %s any more: the next "
+                               "best one will be kept", selection.best_step, self.run.checkpoints_dir)
+                selection = Selection(select, selection.patience, selection.min_delta)
+        return selection
 
     def _claim(self, mixture: list[MixtureRow]) -> None:
         """Take the run folder (main process): the first write of the run, after every check."""
@@ -217,6 +240,7 @@ class Trainer:
             if self.main:
                 self.run.claim(self.recipe, replace=not self.resume)
                 self.run.write_task_table(self.table, self.data.selected, self.data.fingerprints)
+                self.run.write_mixture(mixture_record(mixture, self.data.truncated))
                 print_mixture(mixture, self.data.truncated)
             self.accelerator.wait_for_everyone()
         except BaseException:
@@ -275,7 +299,7 @@ class Trainer:
         scale = self.accelerator.num_processes / int(self.plan.target_tokens[step])
         deepspeed = self._deepspeed
         loss_sum = torch.zeros((), device=self.accelerator.device)
-        by_task = torch.zeros(2, len(self.table), device=self.accelerator.device, dtype=torch.float64)
+        by_task = torch.zeros(3, len(self.table), device=self.accelerator.device, dtype=torch.float64)
         tokens = examples = 0
         self.model.train()
         for k, rows in enumerate(micro):
@@ -298,10 +322,12 @@ class Trainer:
 
     @staticmethod
     def _count_by_task(by_task: torch.Tensor, task_ids: torch.Tensor, losses: torch.Tensor, rows: torch.Tensor) -> None:
-        """Add each target token's loss, and a count of 1, to its task's column of `by_task` (on the device)."""
+        """Add each target token's loss and a count of 1, and each example's count of 1, to its task's column
+        of `by_task` (on the device)."""
         task_of_token = task_ids[rows]
         by_task[0].index_add_(0, task_of_token, losses.double())
         by_task[1].index_add_(0, task_of_token, torch.ones_like(losses, dtype=torch.float64))
+        by_task[2].index_add_(0, task_ids, torch.ones_like(task_ids, dtype=torch.float64))
 
     def _grad_norm(self) -> torch.Tensor | None:
         """Clip to train.grad_clip when set and return the global gradient norm (None under DeepSpeed,
@@ -398,25 +424,32 @@ class Trainer:
                 tasks = [row.name for row in sorted(self.table, key=lambda row: row.id)]
                 with contextlib.closing(StepLog(self.accelerator, self.run, train.log_every, steps,
                                                 self.start_step, tasks)) as log:
-                    self._train(log)
+                    done = self._train(log)
+                    if self.stopped_early:
+                        self._restore_best(done, log)
             except BaseException:
                 self.run.restore_replaced()
                 raise
-            self._check_weights(steps)
+            self._check_weights(done)
             self.save_final()
         if self.stop.signum is not None:
             raise Stopped(self.stop.signum, final=self.run.final_dir)
         try:
-            summary = self.evaluate(steps)
+            summary = self.evaluate(self.selection.best_step if self.stopped_early else steps)
         except Stopped as stop:
             raise Stopped(stop.signum, final=self.run.final_dir) from None
-        log.evaluation(steps, summary)
+        if not self.stopped_early:  # an early stop's final weights are those of an evaluation already logged
+            record = log.evaluation(steps, summary)
+            if self.selection is not None and self._select(steps, record):
+                self.checkpointer.keep_best(self.run.final_dir, self.selection.record("final"))
         self.accelerator.wait_for_everyone()  # no rank tears the process group down while another still writes
         self.accelerator.end_training()
         return summary
 
-    def _train(self, log: StepLog) -> None:
-        """The loop over the plan's steps from `start_step`."""
+    def _train(self, log: StepLog) -> int:
+        """The loop over the plan's steps from `start_step`; returns the last step done (early stopping ends it
+        before the plan's last)."""
+        done = self.start_step
         for step in range(self.start_step, self.plan.steps):
             result = self.train_step(step)
             if result.applied:
@@ -424,14 +457,19 @@ class Trainer:
                 log.add(result.tokens, result.examples, int(self.plan.target_tokens[step]), result.by_task)
             else:
                 log.skip()
-            self._after_step(step + 1, log)
+            done = step + 1
+            self._after_step(done, log)
+            if self.stopped_early:
+                break
+        return done
 
     def _after_step(self, done: int, log: StepLog) -> None:
         """Log, checkpoint and evaluate on their cadences; on an agreed stop request, checkpoint and stop."""
         train, steps = self.recipe.train, self.plan.steps
         if done % train.log_every == 0 or done == steps or self.stopping:
-            log.flush(done, self.scheduler.get_last_lr()[0])
-        if self.stopping or (train.save_every and (done % train.save_every == 0 or done == steps)):
+            log.flush(done, self.scheduler.get_last_lr()[0], self.routing_plan.snapshot() if self.main else None)
+        saved = self.stopping or (train.save_every and (done % train.save_every == 0 or done == steps))
+        if saved:
             self._check_weights(done)
             self.run.drop_replaced()  # a checkpoint of the new run is about to exist
             checkpoint = self.checkpointer.save(done, steps)
@@ -439,7 +477,29 @@ class Trainer:
                 self.accelerator.end_training()
                 raise Stopped(self.stopping, step=done, checkpoint=checkpoint)
         if train.eval_every and done % train.eval_every == 0 and done < steps:
-            log.evaluation(done, self.evaluate(done))
+            record = log.evaluation(done, self.evaluate(done))
+            if self.selection is not None and self._select(done, record) and not saved:
+                self._check_weights(done)
+                self.checkpointer.save(done, steps)  # the new best needs a checkpoint of its own
+            if self.selection is not None and self.selection.best_step == done:
+                self.checkpointer.keep_best(self.run.checkpoints_dir / f"step-{done:06d}",
+                                            self.selection.record(f"checkpoints/step-{done:06d}"))
+            self.stopped_early = self.selection is not None and self.selection.exhausted
+
+    def _select(self, done: int, record: dict[str, Any] | None) -> bool:
+        """Account the evaluation of step `done` (its log record, on the main process) on every rank; whether
+        it is the new best."""
+        assert self.selection is not None
+        score = selection_score(record, self.selection.select) if record is not None else None
+        score = broadcast_object_list([score])[0] if self.accelerator.num_processes > 1 else score
+        return self.selection.update(done, score)
+
+    def _restore_best(self, done: int, log: StepLog) -> None:
+        """Early stopping: load the best evaluated checkpoint, whose weights become the final ones."""
+        assert self.selection is not None and self.checkpointer.best is not None
+        self.accelerator.load_state(str(self.checkpointer.best))
+        log.early_stop(done, self.selection.record(f"checkpoints/{self.checkpointer.best.name}"),
+                       self.selection.waited)
 
 
 def train(recipe: Recipe, anchors: list[Path], resume: bool = False, overwrite: bool = False,

@@ -54,6 +54,10 @@ def test_per_task_losses_average_token_weighted_to_the_logged_loss(tmp_path: Pat
         losses, tokens = record["loss_by_task"], record["target_tokens_by_task"]
         weighted = sum(losses[task] * tokens[task] for task in losses) / sum(tokens.values())
         assert weighted == pytest.approx(record["loss"], rel=1e-9)
+        assert sum(record["examples_by_task"].values()) == 2 * 6  # every example of the window's two steps
+    mixture = json.loads(Path(recipe["output_dir"], "mixture.json").read_text())
+    assert [row["task"] for row in mixture] == ["toy/colours", "toy/colours_b"]
+    assert sum(row["share"] for row in mixture) == pytest.approx(1.0) and mixture[0]["truncation"]["rows"] == 30
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(next(Path(recipe["output_dir"], "tensorboard").rglob("events.*")).parent))

@@ -76,6 +76,11 @@ class RoutingPlan:
     def save(self, run_root: Path) -> None:
         """Write what the plan needs to route again after loading (nothing here)."""
 
+    def snapshot(self) -> dict[str, Any] | None:
+        """The trained tasks' current routing for the log: {"skills": [...], "tasks": {task: [weight per
+        skill]}}; None for methods without routing."""
+        return None
+
 
 class AdapterMethod(ABC):
     """One way of training a backbone: build, checkpoint, load, route and export it.

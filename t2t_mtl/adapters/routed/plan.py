@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -17,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from t2t_mtl.adapters.base import EvalSettings, Router, RoutingPlan
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.losses import greedy_continuation, mean_token_loss, prediction_entropy
+from t2t_mtl.modeling.routed.inspect import skill_names, trained_routing
 from t2t_mtl.modeling.routed.model import routed_call, task_weights
 from t2t_mtl.modeling.routed.routing import Arrow, Routing
 from t2t_mtl.modeling.routed.zero_shot import (
@@ -75,6 +77,7 @@ class RoutedPlan(RoutingPlan):
         super().__init__(method)
         self.model = model
         self.tokenizer = tokenizer
+        self.table = table
         self.ids = {row.name: row.id for row in table}
         self.trained = [row.id for row in table if not row.held_out]
         self.held_out = {row.name for row in table if row.held_out}
@@ -116,6 +119,13 @@ class RoutedPlan(RoutingPlan):
 
     def learned(self) -> Router:
         return RoutedRouter(self.model)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The trained tasks' routing over skills (mean over layers and splits), in one read of the device."""
+        names, weights = trained_routing(self.model, self.table)
+        matrix = weights.mean(dim=(1, 2)).tolist()
+        return {"skills": skill_names(self.model),
+                "tasks": {name: [round(w, 5) for w in row] for name, row in zip(names, matrix)}}
 
     def router(self, task: str, instruction: str, mode: str | None = None,
                fit: Callable[[bool], list[dict[str, torch.Tensor]]] | None = None) -> Router:

@@ -36,25 +36,34 @@ def _heatmap(names: list[str], matrix: torch.Tensor, skill_names: list[str], pat
     plt.close(figure)
 
 
+def skill_names(model: torch.nn.Module) -> list[str]:
+    """The skills' column names: shared s0, s1, ... then each task's own skills own0, own1, ..."""
+    config = model.peft_config["default"]
+    return [f"s{i}" for i in range(config.n_skills)] + [f"own{i}" for i in range(config.n_exclusive_skills)]
+
+
+def trained_routing(model: torch.nn.Module, table: list[TaskRow]) -> tuple[list[str], torch.Tensor]:
+    """(the trained tasks' names, their routing (tasks, layers, splits, skills)) of a routed `model`."""
+    if not routed_layers(model):
+        raise T2TError("this model has no routing: its adapter has no routed layers")
+    rows = trained_rows(table)
+    return [row.name for row in rows], task_weights(model)[[row.id for row in rows]]
+
+
 def show_routing(model: torch.nn.Module, table: list[TaskRow], image: Path, per_layer: bool = False) -> torch.Tensor:
     """Print the trained tasks' mean routing over skills (and per layer) of a routed `model`, write a heatmap.
 
     Returns the (tasks, skills) mean routing.
     """
-    if not routed_layers(model):
-        raise T2TError("this model has no routing: its adapter has no routed layers")
-    rows = trained_rows(table)
-    names, ids = [row.name for row in rows], [row.id for row in rows]
-    weights = task_weights(model)[ids]  # (tasks, layers, splits, skills)
-    config = model.peft_config["default"]
-    skill_names = [f"s{i}" for i in range(config.n_skills)] + [f"own{i}" for i in range(config.n_exclusive_skills)]
+    names, weights = trained_routing(model, table)
+    columns = skill_names(model)
     matrix = weights.mean(dim=(1, 2))
-    print(_table(names, matrix, skill_names))
+    print(_table(names, matrix, columns))
     if per_layer:
         layer_names = {id(m): n for n, m in model.named_modules()}
         for index, layer in enumerate(routed_layers(model)):
             print(f"\n{layer_names[id(layer)]}")
-            print(_table(names, weights[:, index].mean(dim=1), skill_names))
-    _heatmap(names, matrix, skill_names, image)
+            print(_table(names, weights[:, index].mean(dim=1), columns))
+    _heatmap(names, matrix, columns, image)
     print(f"\nheatmap: {image}")
     return matrix
