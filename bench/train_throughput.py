@@ -8,8 +8,11 @@ The Trainer uses its best setting for mixed-length data, `train_sampling_strateg
     python bench/train_throughput.py                       # CPU, offline MiniLM, quickstart tasks
     python bench/train_throughput.py --bf16 --batch-size 64 --steps 60   # on a GPU
 
-It also prints what the per-task loss accounting (each task's loss in log.jsonl) costs: the
-time spent in it, as a share of the step time.
+It also prints what the per-task logging costs, as a share of the step time: the per-task loss,
+token and example accounting inside each step, and (routed recipes) the routing snapshot each
+log line records. A routed recipe is timed on our loop only (the HF Trainer cannot route):
+
+    python bench/train_throughput.py --recipe recipes/quickstart_poly.yaml
 """
 
 from __future__ import annotations
@@ -71,11 +74,12 @@ def bench_ours(trainer: Trainer, steps: int, warmup: int) -> float:
     return tokens / (time.perf_counter() - start)
 
 
-def per_task_cost(trainer: Trainer, steps: int, warmup: int) -> tuple[float, float]:
-    """(seconds inside the per-task loss accounting, seconds of the whole steps) over steps [warmup, steps).
+def per_task_cost(trainer: Trainer, steps: int, warmup: int) -> tuple[float, float, float]:
+    """(seconds inside the per-task accounting, seconds taking the routing snapshots of the log lines, seconds
+    of the whole steps) over steps [warmup, steps).
 
-    The accounting is timed where it runs (synchronised on a GPU), so the share does not drown
-    in the step-to-step noise of the machine.
+    Both are timed where they run (synchronised on a GPU), so the share does not drown in the
+    step-to-step noise of the machine; a snapshot is taken every train.log_every steps, as the loop does.
     """
     account = trainer._count_by_task
     spent = [0.0]
@@ -88,6 +92,7 @@ def per_task_cost(trainer: Trainer, steps: int, warmup: int) -> tuple[float, flo
         spent[0] += time.perf_counter() - start
 
     trainer._count_by_task = timed_account  # this instance only
+    snapshots = 0.0
     try:
         total = 0.0
         for step in range(steps):
@@ -98,9 +103,13 @@ def per_task_cost(trainer: Trainer, steps: int, warmup: int) -> tuple[float, flo
             trainer.train_step(step)
             synchronize()
             total += time.perf_counter() - start if step >= warmup else 0.0
+            if step >= warmup and (step + 1) % trainer.recipe.train.log_every == 0:
+                start = time.perf_counter()
+                trainer.routing_plan.snapshot()
+                snapshots += time.perf_counter() - start
     finally:
         del trainer._count_by_task
-    return spent[0], total
+    return spent[0], snapshots, total
 
 
 class _Clock(TrainerCallback):
@@ -167,18 +176,22 @@ def main() -> None:
         trainer = Trainer(recipe, [ROOT])
         grouped, ungrouped = padding_fraction(trainer, True), padding_fraction(trainer, False)
         ours = bench_ours(trainer, args.steps, args.warmup)
-        accounting, stepping = per_task_cost(trainer, args.steps, args.warmup)
-    hf = bench_hf(trainer, args)
+        accounting, snapshots, stepping = per_task_cost(trainer, args.steps, args.warmup)
+    routed = trainer.routing_plan.snapshot() is not None
+    hf = None if routed else bench_hf(trainer, args)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    print(f"\nmodel {recipe.model.name_or_path} · batch {args.batch_size} · {args.steps - args.warmup} timed steps · "
-          f"{'bf16' if args.bf16 else 'fp32'} · {device}")
+    print(f"\nmodel {recipe.model.name_or_path} · adapter {recipe.adapter.type} · batch {args.batch_size} · "
+          f"{args.steps - args.warmup} timed steps · {'bf16' if args.bf16 else 'fp32'} · {device}")
     print(f"{'trainer':<46} {'tokens/s':>10} {'ratio':>7}")
-    print(f"{'HF Seq2SeqTrainer + PEFT LoRA (group_by_length)':<46} {hf:>10.0f} {1.0:>7.2f}")
-    print(f"{'t2t_mtl loop + PEFT LoRA (length-grouped)':<46} {ours:>10.0f} {ours / hf:>7.2f}")
+    if hf is not None:
+        print(f"{'HF Seq2SeqTrainer + PEFT LoRA (group_by_length)':<46} {hf:>10.0f} {1.0:>7.2f}")
+    ratio = f"{ours / hf:>7.2f}" if hf is not None else "   (HF cannot route)"
+    print(f"{f't2t_mtl loop + {recipe.adapter.type} (length-grouped)':<46} {ours:>10.0f} {ratio}")
     print(f"padded share of tokens in our batches: {grouped:.1%} grouped vs {ungrouped:.1%} ungrouped")
-    print(f"per-task loss accounting: {accounting / stepping:.3%} of the step time "
-          f"({accounting * 1e3 / (args.steps - args.warmup):.3f} ms of {stepping * 1e3 / (args.steps - args.warmup):.1f} "
-          f"ms per step)")
+    timed = args.steps - args.warmup
+    print(f"per-task logging: {(accounting + snapshots) / stepping:.3%} of the step time: accounting "
+          f"{accounting * 1e3 / timed:.3f} ms and routing snapshots {snapshots * 1e3 / timed:.3f} ms (one per "
+          f"{recipe.train.log_every} steps) per step of {stepping * 1e3 / timed:.1f} ms")
 
 
 if __name__ == "__main__":

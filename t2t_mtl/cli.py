@@ -1,4 +1,4 @@
-"""Command line: train, evaluate, predict, tasks, export, merge, compare, routing."""
+"""Command line: train, evaluate, predict, tasks, export, merge, compare, report, routing."""
 
 from __future__ import annotations
 
@@ -219,6 +219,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(f"wrote {out}", file=sys.stderr)
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from t2t_mtl.reporting.page import write_report
+
+    page = write_report([Path(run) for run in args.runs], Path(args.out) if args.out else None)
+    print(f"wrote {page} (open it in a browser), {page.with_suffix('.md')} and the figures in {page.parent / 'plots'}")
+
+
 def cmd_routing(args: argparse.Namespace) -> None:
     from t2t_mtl.inference import Predictor
     from t2t_mtl.modeling.routed.inspect import show_routing
@@ -361,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run folders (the first is the reference of the differences)")
     p.add_argument("--out", help="also write the Markdown tables to this file")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="an HTML page (and its Markdown twin) of runs' curves, scores, mixture, "
+                                      "truncation, throughput and routing; works while a run trains")
+    p.add_argument("runs", nargs="+", help="run folders (several: drawn side by side)")
+    p.add_argument("--out", help="the report's folder (default: the run folder; needed for several runs)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("routing", help="show a routed run's task x skill routing (and a heatmap PNG)")
     p.add_argument("run_dir")

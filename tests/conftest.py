@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,18 @@ def finish_training(recipe: Path, *flags: str) -> None:
     process = start_training(recipe, *flags)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
+
+
+def raise_signal_at(monkeypatch, at: int, *signals: int) -> None:
+    """Send real signals to this process just before train step `at` (0-based) runs."""
+    from t2t_mtl import training
+
+    step_once = training.Trainer.train_step
+
+    def step(self, index):
+        if index == at:
+            for signum in signals:
+                signal.raise_signal(signum)
+        return step_once(self, index)
+
+    monkeypatch.setattr(training.Trainer, "train_step", step)

@@ -23,7 +23,7 @@ from t2t_mtl.errors import T2TError
 from t2t_mtl.recipe import ModelSpec, parse_recipe
 from t2t_mtl.run_dir import RunDir
 
-from conftest import colour_rows, finish_training, make_recipe, start_training, write_task
+from conftest import colour_rows, finish_training, make_recipe, raise_signal_at, start_training, write_task
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -207,19 +207,6 @@ def test_sigterm_at_a_random_step_checkpoints_and_resumes_to_the_unbroken_weight
     for key, expected in unbroken.items():
         torch.testing.assert_close(resumed[key], expected, rtol=0, atol=1e-6)
     assert logged_steps(run) == list(range(1, STEPS + 1))
-
-
-def raise_signal_at(monkeypatch, at: int, *signals: int) -> None:
-    """Send real signals to this process just before train step `at` (0-based) runs."""
-    step_once = training.Trainer.train_step
-
-    def step(self, index):
-        if index == at:
-            for signum in signals:
-                signal.raise_signal(signum)
-        return step_once(self, index)
-
-    monkeypatch.setattr(training.Trainer, "train_step", step)
 
 
 def test_sigint_finishes_the_step_and_writes_a_checkpoint(tmp_path: Path, tiny_t5: Path, task_dir: Path,
