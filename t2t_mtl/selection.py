@@ -27,12 +27,16 @@ def check_select(select: str, evaluated: dict[str, bool]) -> None:
                        f"mean, seen, held_out or one of: {', '.join(evaluated)}")
 
 
+def primary_metric(record: dict[str, Any], task: str) -> str:
+    """The primary metric of `task` in an evaluation record of log.jsonl (logs before `eval_primary`: the first)."""
+    return record.get("eval_primary", {}).get(task) or next(iter(record["eval_by_task"][task]))
+
+
 def selection_score(record: dict[str, Any], select: str) -> float:
     """The score `select` reads from an evaluation record of log.jsonl (eval, eval_by_task, eval_primary)."""
     if select in GROUPS:
         return float(record["eval"][GROUPS[select]]["score"])
-    scores = record["eval_by_task"][select]
-    return float(scores[record.get("eval_primary", {}).get(select, next(iter(scores)))])
+    return float(record["eval_by_task"][select][primary_metric(record, select)])
 
 
 @dataclass

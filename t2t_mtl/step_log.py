@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -59,6 +61,15 @@ class StepLog:
         self.counts += torch.tensor([tokens, examples, 0], device=self.counts.device, dtype=self.counts.dtype)
         self.counts[2] += target_tokens / self.accelerator.num_processes
         self.bar.update(1)
+
+    @contextlib.contextmanager
+    def excluding(self) -> Iterator[None]:
+        """Time spent inside (an evaluation) does not count in the window's tokens/s and examples/s."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.started += time.perf_counter() - start
 
     def skip(self) -> None:
         """Account one step that was skipped (non-finite, train.skip_nonfinite): counted, not averaged."""

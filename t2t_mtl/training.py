@@ -477,7 +477,8 @@ class Trainer:
                 self.accelerator.end_training()
                 raise Stopped(self.stopping, step=done, checkpoint=checkpoint)
         if train.eval_every and done % train.eval_every == 0 and done < steps:
-            record = log.evaluation(done, self.evaluate(done))
+            with log.excluding():  # the evaluation's time is not training throughput
+                record = log.evaluation(done, self.evaluate(done))
             if self.selection is not None and self._select(done, record) and not saved:
                 self._check_weights(done)
                 self.checkpointer.save(done, steps)  # the new best needs a checkpoint of its own

@@ -1,6 +1,7 @@
 """End to end on a tiny T5: train → checkpoints → evaluate → predict, reload and resume."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,20 @@ def test_data_glob_matching_nothing_is_named(tmp_path: Path, tiny_t5: Path, task
     recipe = make_recipe(tmp_path, tiny_t5, task_dir, tasks=[{"name": "toy/colours", "data": "none/*.jsonl"}])
     assert run_train(tmp_path, recipe) == 2 and not Path(recipe["output_dir"]).exists()
     assert "recipe task 'toy/colours': data '" in capsys.readouterr().err
+
+
+def test_evaluation_time_is_not_counted_as_training_time(tmp_path: Path, tiny_t5: Path, task_dir: Path, monkeypatch):
+    from t2t_mtl import training
+
+    evaluate = training.Trainer.evaluate
+
+    def slow_evaluate(self, step):
+        time.sleep(2.0)
+        return evaluate(self, step)
+
+    monkeypatch.setattr(training.Trainer, "evaluate", slow_evaluate)
+    recipe = make_recipe(tmp_path, tiny_t5, task_dir, train={"max_steps": 4, "eval_every": 2})
+    assert run_train(tmp_path, recipe) == 0
+    windows = [json.loads(line) for line in Path(recipe["output_dir"], "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in windows if "loss" in r] == [1, 2, 3, 4]
+    assert all(r["seconds"] < 2.0 for r in windows if "loss" in r)  # step 3's window began before the evaluation

@@ -10,7 +10,7 @@ from typing import Any
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.report import JSON_NAME, Summary, read_report
 from t2t_mtl.run_dir import COMPLETE, RunDir
-from t2t_mtl.selection import read_best
+from t2t_mtl.selection import primary_metric, read_best
 from t2t_mtl.task_table import TaskRow
 
 
@@ -66,9 +66,8 @@ class RunHistory:
 
     def task_scores(self, record: dict[str, Any]) -> list[TaskScore]:
         """Each task's primary score in an evaluation record (its primary metric named in the record)."""
-        primary = record.get("eval_primary", {})
-        return [TaskScore(task, primary.get(task, next(iter(scores))), scores[primary.get(task, next(iter(scores)))])
-                for task, scores in record["eval_by_task"].items()]
+        metrics = {task: primary_metric(record, task) for task in record["eval_by_task"]}
+        return [TaskScore(task, metric, record["eval_by_task"][task][metric]) for task, metric in metrics.items()]
 
     def latest_scores(self) -> tuple[int | None, list[TaskScore]]:
         """(step, each task's primary score) of the final weights, else of the last evaluation; (None, []) if none."""

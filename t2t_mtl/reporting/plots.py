@@ -12,6 +12,7 @@ from t2t_mtl.reporting.history import RunHistory
 
 DPI = 90
 WIDTH = 9.0  # inches; every figure is this wide, so the page reads as one column
+NO_ROUTING = "no routed run among these (LoRA and full fine-tuning do not route)"
 
 
 @dataclass
@@ -49,6 +50,15 @@ def _panels(count: int, height: float = 3.2):
     for extra in axes.flat[count:]:
         extra.set_visible(False)
     return figure, list(axes.flat[:count])
+
+
+def _run_panels(runs: list[RunHistory], keep: Callable[[RunHistory], bool]):
+    """(a figure with a panel for each run that `keep`s, [(run, its axes)]), or (None, []) when none does."""
+    drawn = [run for run in runs if keep(run)]
+    if not drawn:
+        return None, []
+    figure, panels = _panels(len(drawn))
+    return figure, list(zip(drawn, panels))
 
 
 def _legend(axes, entries: int) -> None:
@@ -149,44 +159,45 @@ def seen_held_out(runs: list[RunHistory], path: Path) -> Figure:
     return Figure(title, _save(figure, path))
 
 
+def _per_task_bars(runs: list[RunHistory], path: Path, title: str, ylabel: str,
+                   series_of: Callable[[RunHistory], dict[str, list[float]]]) -> Figure:
+    """Bars of `series_of(run)` for each task of the run's mixture.json, a panel per run."""
+    figure, panels = _run_panels(runs, lambda run: bool(run.mixture))
+    if figure is None:
+        return Figure(title, None, "the run folder has no mixture.json (written when training starts)")
+    for run, axes in panels:
+        _grouped_bars(axes, [row["task"] for row in run.mixture], series_of(run))
+        axes.set(title=run.label, ylabel=ylabel)
+    return Figure(title, _save(figure, path))
+
+
+def _shares(run: RunHistory) -> dict[str, list[float]]:
+    """Each task's configured share, and (once logged) its share of the examples trained on."""
+    seen: dict[str, int] = {}
+    for record in run.train:
+        for task, count in record.get("examples_by_task", {}).items():
+            seen[task] = seen.get(task, 0) + count
+    series = {"configured": [row["share"] for row in run.mixture]}
+    if seen:
+        series["sampled"] = [seen.get(row["task"], 0) / sum(seen.values()) for row in run.mixture]
+    return series
+
+
+def _truncated(run: RunHistory) -> dict[str, list[float]]:
+    """Per task, the % of training rows whose prompt was shortened (instance whole), instance cut, target cut."""
+    labels = {"shortened": "prompt shortened", "instance_cut": "instance cut", "target_cut": "target cut"}
+    return {label: [100 * row["truncation"][key] / max(row["truncation"]["rows"], 1) for row in run.mixture]
+            for key, label in labels.items()}
+
+
 def mixture(runs: list[RunHistory], path: Path) -> Figure:
     """Each task's configured sampling share and the share of examples actually trained on."""
-    title = "Mixture: configured vs sampled share of examples"
-    drawn = [run for run in runs if run.mixture]
-    if not drawn:
-        return Figure(title, None, "the run folder has no mixture.json (written when training starts)")
-    figure, panels = _panels(len(drawn))
-    for run, axes in zip(drawn, panels):
-        seen: dict[str, int] = {}
-        for record in run.train:
-            for task, count in record.get("examples_by_task", {}).items():
-                seen[task] = seen.get(task, 0) + count
-        total = sum(seen.values())
-        names = [row["task"] for row in run.mixture]
-        series = {"configured": [row["share"] for row in run.mixture]}
-        if total:
-            series["sampled"] = [seen.get(name, 0) / total for name in names]
-        _grouped_bars(axes, names, series)
-        axes.set(title=run.label, ylabel="share")
-    return Figure(title, _save(figure, path))
+    return _per_task_bars(runs, path, "Mixture: configured vs sampled share of examples", "share", _shares)
 
 
 def truncation(runs: list[RunHistory], path: Path) -> Figure:
     """Per task, the training rows whose prompt was shortened (instance whole), whose instance or target was cut."""
-    title = "Truncation of training rows per task"
-    drawn = [run for run in runs if run.mixture]
-    if not drawn:
-        return Figure(title, None, "the run folder has no mixture.json (written when training starts)")
-    figure, panels = _panels(len(drawn))
-    for run, axes in zip(drawn, panels):
-        names = [row["task"] for row in run.mixture]
-        counts = [row["truncation"] for row in run.mixture]
-        share = {key: [100 * c[key] / max(c["rows"], 1) for c in counts]
-                 for key in ("shortened", "instance_cut", "target_cut")}
-        _grouped_bars(axes, names, {"prompt shortened": share["shortened"], "instance cut": share["instance_cut"],
-                                    "target cut": share["target_cut"]})
-        axes.set(title=run.label, ylabel="% of training rows")
-    return Figure(title, _save(figure, path))
+    return _per_task_bars(runs, path, "Truncation of training rows per task", "% of training rows", _truncated)
 
 
 def throughput(runs: list[RunHistory], path: Path) -> Figure:
@@ -222,11 +233,10 @@ def _heatmap(axes, routing: dict, title: str, limits: tuple[float, float] | None
 def routing(runs: list[RunHistory], path: Path) -> Figure:
     """The latest logged routing (task x skill) of every routed run."""
     title = "Routing: each trained task's weight on each skill (mean over layers)"
-    drawn = [run for run in runs if run.routed]
-    if not drawn:
-        return Figure(title, None, "no routed run among these (LoRA and full fine-tuning do not route)")
-    figure, panels = _panels(len(drawn))
-    for run, axes in zip(drawn, panels):
+    figure, panels = _run_panels(runs, lambda run: bool(run.routed))
+    if figure is None:
+        return Figure(title, None, NO_ROUTING)
+    for run, axes in panels:
         last = run.routed[-1]
         figure.colorbar(_heatmap(axes, last["routing"], f"{run.label}, step {last['step']}"), ax=axes)
     return Figure(title, _save(figure, path))
@@ -238,7 +248,7 @@ def routing_over_training(runs: list[RunHistory], path: Path) -> Figure:
     title = "Routing over training (one colour scale per run)"
     drawn = [run for run in runs if run.routed]
     if not drawn:
-        return Figure(title, None, "no routed run among these")
+        return Figure(title, None, NO_ROUTING)
     plt = _pyplot()
     figure, grid = plt.subplots(len(drawn), 4, figsize=(WIDTH, 2.6 * len(drawn)), squeeze=False, layout="constrained")
     for run, row in zip(drawn, grid):
