@@ -56,6 +56,8 @@ class RunHistory:
     def status(self) -> str:
         """One line: finished, stopped early, or how far an unfinished run got."""
         planned = f" of {self.planned_steps}" if self.planned_steps else ""
+        if self.run.merge_file.is_file():
+            return f"made by `t2t-mtl merge` ({self.run.merge_file.name}), not trained"
         if self.early_stopped is not None:
             stop = self.early_stopped
             return (f"stopped early (train.early_stopping) at step {stop['at']}{planned}: the final weights are "
