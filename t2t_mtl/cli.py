@@ -59,7 +59,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                        "--fit-data ROWS.jsonl")
     summary = evaluate_run(args.run_dir, tasks=args.tasks, max_examples=args.max_examples,
                            metric_preset=args.metric_preset, routing=args.routing, fit_rows=fit_rows, top_k=args.top_k,
-                           checkpoint=args.checkpoint)
+                           checkpoint=args.checkpoint, constrain=args.constrain)
     if summary is not None:
         print(to_markdown(summary))
 
@@ -123,6 +123,7 @@ def _write_predictions(path: Path, lines: list[str]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from t2t_mtl.constraints import check_mode
     from t2t_mtl.inference import Predictor, adhoc_task
 
     if (args.instruction is None) != (args.text is None):
@@ -132,31 +133,46 @@ def cmd_predict(args: argparse.Namespace) -> None:
         raise T2TError("give either --instruction TEXT --text TEXT (an ad-hoc task) or --task FILE_OR_NAME --input "
                        "ROWS.jsonl, not both.")
     if args.instruction is not None:
-        task, rows = adhoc_task(args.instruction), [{"text": args.text}]
+        tasks, rows = [adhoc_task(args.instruction)], [{"text": args.text}]
     elif args.task and args.input:
-        task, rows = args.task, _read_rows(Path(args.input), "--input")
+        tasks, rows = args.task, _read_rows(Path(args.input), "--input")
     else:
         raise T2TError("predict needs --task FILE_OR_NAME --input ROWS.jsonl, or --instruction TEXT --text TEXT")
+    if len(tasks) > 1 and (args.template or args.routing in ("fit", "fit-unlabelled") or args.fit_data):
+        raise T2TError("several --task answer with each task's evaluation template and zero-shot routing: --template, "
+                       "--routing fit/fit-unlabelled and --fit-data apply to one --task")
     _check_routing_flags(args)
     output = _output_file(args)
     fit_rows = _read_rows(Path(args.fit_data), "--fit-data")[: args.fit_examples] if args.fit_data else None
     if args.routing == "fit" and (fit_rows is None or len(fit_rows) < args.fit_examples):
         raise T2TError(f"--routing fit asks for {args.fit_examples} labelled rows (--fit-examples) but --fit-data "
                        f"gave {len(fit_rows or [])}")
-    predictor = Predictor.from_run(args.run_dir, eval_overrides={"arrow_top_k": args.top_k} if args.top_k else None,
-                                   checkpoint=args.checkpoint)
-    predictions = predictor.predict(task, rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
+    overrides = {key: value for key, value in (("arrow_top_k", args.top_k), ("constrain", args.constrain)) if value}
+    predictor = Predictor.from_run(args.run_dir, eval_overrides=overrides, checkpoint=args.checkpoint)
+    specs = [predictor.task(task) for task in tasks]  # unknown names fail here, naming the closest
+    if args.constrain:
+        for spec in specs:
+            check_mode([spec], args.constrain)
+    if len(specs) == 1:
+        texts = predictor.predict(specs[0], rows, template=args.template, routing=args.routing, fit_rows=fit_rows)
+        records = [{**row, "prediction": p.text, "answer": p.answer}
+                   for row, p in zip(rows, predictor.answers(specs[0], rows, texts))]
+    else:
+        records = [{**row, "predictions": {name: p.to_dict() for name, p in answers.items()}}
+                   for row, answers in zip(rows, predictor.predict_many(specs, rows, routing=args.routing))]
     for name, (mode, losses) in predictor.routing_plan.fits.items():
         objective = "loss" if mode == "fit" else "mean entropy of its answers"
         print(f"{mode}: the routing of {name} was fitted in {len(losses)} steps; {objective} per step: "
               f"{' '.join(f'{loss:.3f}' for loss in losses)}", file=sys.stderr)
     if output is not None:
-        _write_predictions(output, [json.dumps({**row, "prediction": prediction}, ensure_ascii=False) + "\n"
-                                    for row, prediction in zip(rows, predictions)])
-        print(f"wrote {len(predictions)} predictions to {output}")
+        _write_predictions(output, [json.dumps(record, ensure_ascii=False) + "\n" for record in records])
+        print(f"wrote {len(records)} predictions to {output}")
+    elif len(specs) == 1:
+        for record in records:
+            print(record["prediction"])
     else:
-        for prediction in predictions:
-            print(prediction)
+        for record in records:
+            print(json.dumps({name: p["text"] for name, p in record["predictions"].items()}, ensure_ascii=False))
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -276,6 +292,14 @@ def _checkpoint_option(parser: argparse.ArgumentParser, note: str = "") -> None:
                                              "best (train.keep_best) or step-N" + (f"; {note}" if note else ""))
 
 
+def _constrain_option(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The --constrain option of the commands that generate."""
+    parser.add_argument("--constrain", choices=["none", "labels", "schema", "substrings"],
+                        help="what decoding may write (default eval.constrain, labels): labels (label tasks: only their "
+                             "labels), schema (also typed spans' types), substrings (also spans: only runs of the "
+                             "input), none" + (f"; {note}" if note else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `t2t-mtl` argument parser."""
     parser = argparse.ArgumentParser(prog="t2t-mtl", description="Instruction-tuned multi-task seq2seq models.")
@@ -307,11 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
                                       "only (default: the evaluation inputs)")
     p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
     _checkpoint_option(p, "the report then goes to RUN_DIR/evaluations/CHECKPOINT/")
+    _constrain_option(p, "the report then goes to RUN_DIR/constrain/MODE/")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict for rows of any task, seen or unseen")
     p.add_argument("run_dir")
-    p.add_argument("--task", help="task file (.yaml) or the name of a task of the run")
+    p.add_argument("--task", action="append", help="task file (.yaml) or the name of a task of the run; repeat it to "
+                                                   "answer every row by several tasks in one generation")
     p.add_argument("--input", help="JSONL rows with the task's input columns")
     p.add_argument("--output", help="JSONL to write rows + prediction, its folder made if need be (default: print)")
     p.add_argument("--template", help="template id (default: the task's evaluation template)")
@@ -324,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-examples", type=_positive, default=16, help="rows of --fit-data to fit on (default 16)")
     p.add_argument("--top-k", type=_positive, help="--routing arrow: skills each token mixes (default eval.arrow_top_k)")
     _checkpoint_option(p)
+    _constrain_option(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("tasks", help="list, show, validate and preview task files", intermixed=True)

@@ -109,7 +109,8 @@ def render_rows(
 
     With a seed (training), each row samples one of the task's templates; without
     (evaluation), every row uses `template_id` or the task's evaluation template.
-    Without target (unlabelled rows), only the source is rendered. With `settings`,
+    Without target (unlabelled rows), only the source is rendered. `instance` holds the row's
+    text fields, which decoding under `constrain: substrings` copies spans from. With `settings`,
     templates that declare `fit:` shorten their declared parts until the source fits in
     `max_source_length` tokens; `shortened` names the parts shortened ("a,b"; "" for none).
     """
@@ -127,10 +128,12 @@ def render_rows(
         fields = row_fields(task, row, labels, required=with_target, number=index)
         example = templates[ids[chosen[index]]].render(fields, with_target, fits)
         references = reference_outputs(task, fields) if task.references and with_target else [example.target]
+        instance = "\n".join(value for value in fields.values() if isinstance(value, str))
         return {"source": example.source, "target": example.target, "template": example.template_id,
-                "task_id": task_id, "row": index, "references": references, "shortened": ",".join(example.shortened)}
+                "task_id": task_id, "row": index, "references": references, "shortened": ",".join(example.shortened),
+                "instance": instance}
 
-    key = _digest(__version__, task.name, str(task_id), str(seed), str(template_id),
+    key = _digest(__version__, "instance", task.name, str(task_id), str(seed), str(template_id),
                   *(template_hash(t) for t in task.templates), str(labels), str(task.columns), task.source.nulls,
                   str(with_target),
                   str(task.references), fitted.fingerprint() if fitted else "unfitted",

@@ -14,6 +14,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from t2t_mtl.adapters.base import Router
+from t2t_mtl.constraints import Constraint, check_mode, end_tokens, task_constraints
 from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
 from t2t_mtl.evaluation.report import Summary, TaskResult, summarize, write_report
@@ -26,7 +27,7 @@ from t2t_mtl.tasks.schema import TaskSpec
 
 def _generate_sharded(
     accelerator: Accelerator, model: nn.Module, tokenizer: PreTrainedTokenizerBase,
-    examples: datasets.Dataset, spec: EvalSpec, router: Router,
+    examples: datasets.Dataset, spec: EvalSpec, router: Router, constraints: list[Constraint | None],
 ) -> list[str]:
     """Each rank generates every world-size-th example; the gathered list is in input order.
 
@@ -38,7 +39,8 @@ def _generate_sharded(
     mine += mine[-1:] * (-(-len(examples) // world) - len(mine)) if mine else [0] * (len(examples) > 0)
     synced = accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP) and world > 1
     texts = generate(accelerator.unwrap_model(model), tokenizer, [examples[i] for i in mine], spec,
-                     progress=accelerator.is_main_process, synced_gpus=synced, router=router)
+                     progress=accelerator.is_main_process, synced_gpus=synced, router=router,
+                     constraints=[constraints[i] for i in mine])
     pairs = list(zip(mine, texts))
     by_index = dict(gather_object(pairs) if world > 1 else pairs)
     return [by_index[i] for i in range(len(examples))]
@@ -61,7 +63,9 @@ def evaluate_sets(
         if spec.max_examples is not None:
             examples = examples.select(range(min(spec.max_examples, len(examples))))
         router = router_for(EvalSet(eval_set.task, examples))
-        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, router)
+        constraints = task_constraints(eval_set.task, spec.constrain, tokenizer, end_tokens(accelerator.unwrap_model(model)),
+                                       examples["instance"])
+        predictions = _generate_sharded(accelerator, model, tokenizer, examples, spec, router, constraints)
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
@@ -89,11 +93,12 @@ def _write_predictions(folder: Path, task: TaskSpec, examples: datasets.Dataset,
 def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_examples: int | None = None,
                  metric_preset: str | None = None, routing: str | None = None,
                  fit_rows: list[dict[str, Any]] | None = None, top_k: int | None = None,
-                 checkpoint: str | None = None) -> Summary | None:
+                 checkpoint: str | None = None, constrain: str | None = None) -> Summary | None:
     """Re-evaluate a run's trained weights on its tasks (sharded when launched on several ranks).
 
     `checkpoint` (best, step-N; last is the default) evaluates other weights than the last: the
-    report then goes to RUN/evaluations/<checkpoint>/.
+    report then goes to RUN/evaluations/<checkpoint>/; `constrain` (eval.constrain) decodes under
+    another constraint, into RUN/constrain/<mode>/ (under the checkpoint's folder).
 
     `tasks`, `max_examples` and `metric_preset` override the recipe's `eval` settings. `routing`
     routes the tasks the run did not train (routed runs): `fit` learns on the labelled `fit_rows`,
@@ -101,7 +106,8 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     report then goes to RUN/routing/<mode>/ (under the checkpoint's folder), beside the run's own.
     """
     accelerator = Accelerator()
-    overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset, "arrow_top_k": top_k}
+    overrides = {"tasks": tasks, "max_examples": max_examples, "metric_preset": metric_preset, "arrow_top_k": top_k,
+                 "constrain": constrain}
     predictor = Predictor.from_run(run_dir, device=str(accelerator.device),
                                    eval_overrides={k: v for k, v in overrides.items() if v is not None},
                                    checkpoint=checkpoint)
@@ -109,6 +115,8 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     selected = from_task_table(predictor.run.tasks(), recipe)
     settings = TokenizerSettings(predictor.tokenizer, recipe.model.max_source_length, recipe.model.max_target_length)
     eval_sets = build_eval_sets(selected, settings, spec)
+    if constrain is not None:
+        check_mode([eval_set.task for eval_set in eval_sets], constrain)
     trained = {row.name for row in predictor.task_table.values() if not row.held_out}
 
     def router_for(eval_set: EvalSet) -> Router:
@@ -121,6 +129,8 @@ def evaluate_run(run_dir: str | Path, tasks: list[str] | None = None, max_exampl
     if checkpoint not in (None, "last"):
         name = checkpoint if checkpoint == "best" else predictor.run.checkpoint_folder(checkpoint).name
         base = base / "evaluations" / name
+    if constrain is not None:
+        base = base / "constrain" / constrain
     out_dir = base / "routing" / routing.replace("=", "-").replace("/", "__") if routing else base
     summary = evaluate_sets(accelerator, predictor.model, predictor.tokenizer, eval_sets, spec, predictor.run,
                             router_for, out_dir=out_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import datasets
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, LogitsProcessorList, PreTrainedTokenizerBase
 
 from t2t_mtl.adapters.base import Router
+from t2t_mtl.constraints import ConstrainedLogits, Constraint, end_tokens, task_constraints
 from t2t_mtl.data import (
     Seq2SeqCollator,
     TokenizerSettings,
@@ -23,6 +25,7 @@ from t2t_mtl.data import (
     tokenize,
 )
 from t2t_mtl.errors import T2TError, closest
+from t2t_mtl.evaluation.answers import structured_answer
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
@@ -42,11 +45,13 @@ def generate(
     progress: bool = True,
     synced_gpus: bool = False,
     router: Router | None = None,
+    constraints: Sequence[Constraint | None] | None = None,
 ) -> list[str]:
     """Generate one text per example (`input_ids`, `task_id`), longest first, in input order.
 
-    `router` routes each batch's `generate` by its task ids (routed adapters); `synced_gpus`
-    keeps ranks of a sharded model (ZeRO-3, FSDP) stepping together.
+    `router` routes each batch's `generate` by its task ids (routed adapters); `constraints`
+    (one per example, None for free) mask what each example may decode; `synced_gpus` keeps
+    ranks of a sharded model (ZeRO-3, FSDP) stepping together.
     """
     router = router or Router()
     model.eval()
@@ -57,6 +62,8 @@ def generate(
     for start in tqdm(range(0, len(order), spec.batch_size), desc="generate", disable=not progress, leave=False):
         chunk = order[start : start + spec.batch_size]
         batch = collate([{"input_ids": examples[i]["input_ids"], "task_id": examples[i]["task_id"]} for i in chunk])
+        masks = [constraints[i] for i in chunk] if constraints is not None else []
+        processors = LogitsProcessorList([ConstrainedLogits(masks, spec.num_beams)] if any(masks) else [])
         with router.applied(batch["task_ids"]):
             generated = model.generate(
                 input_ids=batch["input_ids"].to(device),
@@ -64,10 +71,22 @@ def generate(
                 num_beams=spec.num_beams,
                 max_new_tokens=spec.max_new_tokens,
                 synced_gpus=synced_gpus,
+                logits_processor=processors,
             )
         for i, text in zip(chunk, tokenizer.batch_decode(generated, skip_special_tokens=True)):
             outputs[i] = text.strip()
     return outputs
+
+
+@dataclass
+class Prediction:
+    """One answer: the decoded `text` and the `answer` read from it (`evaluation.answers.structured_answer`)."""
+
+    text: str
+    answer: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "answer": self.answer}
 
 
 def adhoc_task(instruction: str) -> TaskSpec:
@@ -194,5 +213,52 @@ class Predictor:
         if changed:
             logger.warning("%s: templates %s changed since run %s was trained", spec.where, changed, self.run.root)
         router = self.router(spec, routing, fit_rows, template=template, rows=rows)
-        encoded = self.encode(spec, rows, template, labelled=False)
-        return generate(self.model, self.tokenizer, list(encoded), self.recipe.eval, progress, router=router)
+        encoded = list(self.encode(spec, rows, template, labelled=False))
+        return generate(self.model, self.tokenizer, encoded, self.recipe.eval, progress, router=router,
+                        constraints=self.constraints(spec, encoded))
+
+    def answers(self, task: TaskSpec | str | Path, rows: list[dict[str, Any]], texts: list[str]) -> list[Prediction]:
+        """The decoded `texts` of `rows` with their answers: labels canonical, spans snapped into the row's text
+        columns (its string values, for a task without a column map)."""
+        spec = self.task(task)
+        columns = list(spec.columns.values()) or [key for row in rows[:1] for key in row]
+        labels = spec.label_space()
+        return [Prediction(text, structured_answer(spec.output, text, labels,
+                                                   {c: row[c] for c in columns if isinstance(row.get(c), str)}))
+                for row, text in zip(rows, texts)]
+
+    def predict_many(self, tasks: Sequence[TaskSpec | str | Path], rows: list[dict[str, Any]],
+                     routing: str | None = None, progress: bool = True) -> list[dict[str, Prediction]]:
+        """Every row answered by every task in one generation: per row, each task's prediction by task name.
+
+        The (row, task) pairs of the tasks routed by their own task ids (every task of an unrouted
+        run; a routed run's trained tasks) share length-grouped batches; a task routed zero-shot
+        (`routing`, else eval.routing) is generated in batches of its own.
+        """
+        specs = [self.task(task) for task in tasks]
+        names = [spec.name for spec in specs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise T2TError(f"each task may be asked once per call; repeated: {', '.join(repeated)}")
+        if not rows:
+            return []
+        encoded = [list(self.encode(spec, rows, None, labelled=False)) for spec in specs]
+        routers = [self.router(spec, routing, rows=rows) for spec in specs]
+        constraints = [self.constraints(spec, examples) for spec, examples in zip(specs, encoded)]
+        texts: list[list[str]] = [[] for _ in specs]
+        together = [k for k, router in enumerate(routers) if router.by_task_ids]
+        groups = [together] * bool(together) + [[k] for k, router in enumerate(routers) if not router.by_task_ids]
+        for group in groups:
+            examples = [example for k in group for example in encoded[k]]
+            masks = [mask for k in group for mask in constraints[k]]
+            generated = generate(self.model, self.tokenizer, examples, self.recipe.eval, progress,
+                                 router=routers[group[0]], constraints=masks)
+            for offset, k in enumerate(group):
+                texts[k] = generated[offset * len(rows) : (offset + 1) * len(rows)]
+        answers = [self.answers(spec, rows, task_texts) for spec, task_texts in zip(specs, texts)]
+        return [{name: answers[k][i] for k, name in enumerate(names)} for i in range(len(rows))]
+
+    def constraints(self, spec: TaskSpec, encoded: list[dict[str, Any]]) -> list[Constraint | None]:
+        """What each encoded example of `spec` may decode under the recipe's eval.constrain."""
+        return task_constraints(spec, self.recipe.eval.constrain, self.tokenizer, end_tokens(self.model),
+                                [example["instance"] for example in encoded])

@@ -123,6 +123,8 @@ class EvalSpec(Strict):
     routing: Literal["average", "similar", "arrow"] = "average"
     arrow_top_k: int = Field(default=3, gt=0)  # routing arrow: skills each token mixes
     select: str = "mean"
+    # What decoding may write (t2t_mtl.constraints): label tasks only their labels by default.
+    constrain: Literal["none", "labels", "schema", "substrings"] = "labels"
     # Options that make the metrics count as another project's scorer (see evaluation.metrics.PRESETS).
     metric_preset: str | None = None
 

@@ -137,3 +137,26 @@ def raise_signal_at(monkeypatch, at: int, *signals: int) -> None:
         return step_once(self, index)
 
     monkeypatch.setattr(training.Trainer, "train_step", step)
+
+
+PLACES = ["riga", "bordeaux", "perth", "vienna", "oslo", "lima", "quito", "zagreb"]
+PEOPLE = ["anna", "david scott", "marie curie", "bob"]
+
+
+def span_rows(count: int) -> list[dict]:
+    """Deterministic rows: '<person> flew to <place> on day i' with both entities."""
+    rows = []
+    for i in range(count):
+        place, person = PLACES[i % len(PLACES)], PEOPLE[i % len(PEOPLE)]
+        rows.append({"text": f"{person} flew to {place} on day {i}",
+                     "entities": [{"type": "person", "name": person}, {"type": "location", "name": place}]})
+    return rows
+
+
+def write_span_task(folder: Path, name: str = "toy/places", rows: int = 24, **overrides) -> Path:
+    """A typed-span task (person, location) over `span_rows`; returns its task file."""
+    spec = {"output": "typed_spans", "metrics": ["span_f1"], "columns": {"text": "text", "entities": "entities"},
+            "labels": {"values": ["person", "location"]},
+            "templates": [{"id": "spans", "instruction": "Find: {{ labels | join(', ') }}.", "input": "{{ text }}",
+                           "target": "{{ entities | format_spans }}"}]}
+    return write_task(folder, name, span_rows(rows), **{**spec, **overrides})

@@ -197,7 +197,7 @@ def test_predict_output_into_a_new_folder(project: Path, tmp_path: Path, capsys:
     rows.write_text(lines([{"text": "the sky"}, {"text": "the grass"}]))
     out = tmp_path / "new/deeper/predictions.jsonl"
     assert main(predict(project, "--input", str(rows), "--output", str(out))) == 0
-    assert [set(json.loads(line)) for line in out.read_text().splitlines()] == [{"text", "prediction"}] * 2
+    assert [set(json.loads(line)) for line in out.read_text().splitlines()] == [{"text", "prediction", "answer"}] * 2
     assert [p.name for p in out.parent.iterdir()] == ["predictions.jsonl"]  # no temporary file left
 
 

@@ -38,6 +38,11 @@ class EvalSettings(Protocol):
 class Router:
     """How the calls of one task are routed; this one, for methods without routing, routes nothing."""
 
+    @property
+    def by_task_ids(self) -> bool:
+        """Whether each example is routed by its own task id, so that examples of such tasks share a batch."""
+        return True
+
     def applied(self, task_ids: torch.Tensor) -> AbstractContextManager[None]:
         """The scope of one forward (and its backward) or one `generate` over examples of `task_ids`."""
         return nullcontext()

@@ -58,6 +58,10 @@ class RoutedRouter(Router):
             return Routing.tasks(torch.full_like(task_ids, self.task))
         return Routing.tasks(task_ids)
 
+    @property
+    def by_task_ids(self) -> bool:
+        return self.arrow is None and self.weights is None and self.task is None
+
     def applied(self, task_ids: torch.Tensor) -> AbstractContextManager[None]:
         return routed_call(self.model, self.routing(task_ids))
 
