@@ -95,14 +95,17 @@ def make_recipe(tmp_path: Path, model: Path, task_dir: Path, **sections) -> dict
     return recipe
 
 
-def train_toy_run(root: Path, model: Path, adapter: dict, **sections) -> Path:
-    """Train (in this process) a run of the two colour tasks with toy/unseen held out; returns its folder."""
+def train_toy_run(root: Path, model: Path, adapter: dict, with_spans: bool = False, **sections) -> Path:
+    """Train (in this process) a run of the two colour tasks (and with `with_spans`, the typed-span task
+    toy/places) with toy/unseen held out; returns its folder."""
     from t2t_mtl.cli import main
 
     task_dir = root / "instructions"
     write_task(task_dir / "toy", "toy/colours", colour_rows(40))
     write_task(task_dir / "toy", "toy/colours_b", colour_rows(24))
     write_task(task_dir / "toy", "toy/unseen", colour_rows(12), held_out=True)
+    if with_spans:
+        write_span_task(task_dir / "toy")
     recipe = make_recipe(root, model, task_dir, adapter=adapter, **sections)
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))

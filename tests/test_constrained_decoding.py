@@ -5,7 +5,6 @@ import random
 from pathlib import Path
 
 import pytest
-import yaml
 
 from t2t_mtl.cli import main
 from t2t_mtl.constraints import Trie, TypedSpans, task_constraints
@@ -14,7 +13,7 @@ from t2t_mtl.evaluation.parsers import TypedSpansParser
 from t2t_mtl.inference import Predictor
 from t2t_mtl.tasks.schema import TaskSpec
 
-from conftest import colour_rows, make_recipe, span_rows, write_span_task, write_task
+from conftest import colour_rows, span_rows, train_toy_run, write_task
 
 
 # -- answers ---------------------------------------------------------------------------------------------------------
@@ -99,16 +98,10 @@ def test_substring_constraint_writes_only_typed_runs_of_the_input(tokenizer):
 
 
 # -- constrained generation on trained runs --------------------------------------------------------------------------
-def train(tmp_path: Path, tiny_t5: Path, adapter: dict, steps: int = 1) -> Path:
-    folder = tmp_path / "instructions"
-    write_task(folder / "toy", "toy/colours", colour_rows(24))
-    write_span_task(folder / "toy")
-    recipe = make_recipe(tmp_path, tiny_t5, folder, adapter=adapter, train={"max_steps": steps, "lr": 1e-3},
+def train(tmp_path: Path, tiny_t5: Path, adapter: dict) -> Path:
+    """A run trained for one step: its outputs are as good as random."""
+    return train_toy_run(tmp_path, tiny_t5, adapter, with_spans=True, train={"max_steps": 1, "lr": 1e-3},
                          eval={"max_examples": 6, "max_new_tokens": 12, "batch_size": 4, "constrain": "substrings"})
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path)]) == 0
-    return Path(recipe["output_dir"])
 
 
 @pytest.mark.parametrize("adapter", [{"type": "lora", "rank": 2}, {"type": "poly", "rank": 2, "n_skills": 2}],

@@ -4,29 +4,19 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from t2t_mtl.cli import main
 from t2t_mtl.errors import T2TError
 from t2t_mtl.inference import Predictor
 
-from conftest import colour_rows, make_recipe, span_rows, write_span_task, write_task
+from conftest import span_rows, train_toy_run
 
 TASKS = ["toy/colours", "toy/colours_b", "toy/places"]
 
 
 def train(tmp_path: Path, tiny_t5: Path, adapter: dict) -> Path:
-    folder = tmp_path / "instructions"
-    write_task(folder / "toy", "toy/colours", colour_rows(24))
-    write_task(folder / "toy", "toy/colours_b", colour_rows(16))
-    write_span_task(folder / "toy")
-    write_task(folder / "toy", "toy/unseen", colour_rows(8), held_out=True)
-    recipe = make_recipe(tmp_path, tiny_t5, folder, adapter=adapter, train={"max_steps": 6, "lr": 1e-2},
+    return train_toy_run(tmp_path, tiny_t5, adapter, with_spans=True, train={"max_steps": 6, "lr": 1e-2},
                          eval={"max_examples": 2, "max_new_tokens": 10, "batch_size": 5})
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(path)]) == 0
-    return Path(recipe["output_dir"])
 
 
 @pytest.mark.parametrize("adapter", [{"type": "lora", "rank": 4}, {"type": "poly", "rank": 4, "n_skills": 2}],
