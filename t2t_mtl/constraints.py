@@ -4,7 +4,8 @@
 `schema`: besides, a typed-span task writes only type names of its label space ("None" or
 `type: span` items separated by ";"), its spans free. `substrings`: besides, every span is a
 run of the input's own tokens, as extractive IE needs. `none` turns constraints off; the
-default is `labels`. A mode constrains the tasks it fits and leaves the others free.
+default is `labels`. A mode constrains the tasks it fits and leaves the others free; a
+composite task's answers are each constrained as their subtask's, and separated by " || ".
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 from t2t_mtl.errors import T2TError
+from t2t_mtl.evaluation.parsers import PART_SEPARATOR
 from t2t_mtl.tasks.schema import TaskSpec
 
 MODES = ("none", "labels", "schema", "substrings")  # each constrains what the one before does, and more
@@ -104,6 +106,38 @@ class TypedSpans(Constraint):
         return sorted(follows | ({self.separator, *self.eos} if span else set()))
 
 
+@dataclass
+class Parts(Constraint):
+    """A composite task's answers, each under its subtask's constraint (None: free), joined by the `separator`
+    tokens: where a constrained answer could end, the separator follows instead (the last answer ends)."""
+
+    parts: list[Constraint | None]
+    separator: list[int]
+    eos: list[int]
+
+    def allowed(self, decoded: list[int]) -> list[int] | None:
+        size, start, index = len(self.separator), 0, 0
+        for at in range(len(decoded) - size + 1):
+            if index < len(self.parts) - 1 and at >= start and decoded[at : at + size] == self.separator:
+                start, index = at + size, index + 1
+        answer, part = decoded[start:], self.parts[index]
+        if part is None:
+            return None
+        last = index == len(self.parts) - 1
+        for begun in range(min(size - 1, len(answer)), 0, -1):  # a separator begun where the answer could end
+            if not last and answer[-begun:] == self.separator[:begun] and self._ends(part, answer[:-begun]):
+                return [self.separator[begun]]
+        allowed = part.allowed(answer)
+        if allowed is None or last:
+            return allowed
+        ends = [token for token in allowed if token in self.eos]
+        return sorted({token for token in allowed if token not in self.eos} | ({self.separator[0]} if ends else set()))
+
+    def _ends(self, part: Constraint, answer: list[int]) -> bool:
+        allowed = part.allowed(answer)
+        return allowed is not None and any(token in self.eos for token in allowed)
+
+
 class ConstrainedLogits(LogitsProcessor):
     """Masks, for each beam of each example, every token its constraint does not allow (None: none masked)."""
 
@@ -127,6 +161,8 @@ def mode_of(task: TaskSpec, requested: str | None) -> str:
     mode = requested or "labels"
     if mode not in MODES:
         raise T2TError(f"unknown constraint '{mode}'; choose one of {', '.join(MODES)}")
+    if task.subtasks is not None:
+        return mode if any(mode_of(part, mode) != "none" for part in task.parts) else "none"
     fits = task.output in CONSTRAINED_OUTPUTS.get(mode, ()) and task.label_space() is not None
     return ("labels" if task.output == "label" else mode) if fits else "none"
 
@@ -159,6 +195,10 @@ def task_constraints(task: TaskSpec, requested: str | None, tokenizer: PreTraine
     mode = mode_of(task, requested)
     if mode == "none":
         return [None] * len(instances)
+    if task.subtasks is not None:
+        separator = _between(tokenizer, "x", PART_SEPARATOR, "y")
+        answers = [task_constraints(part, mode, tokenizer, eos, instances) for part in task.parts]
+        return [Parts(list(parts), separator, eos) for parts in zip(*answers)]
     labels = task.label_space() or []
     if mode == "labels":
         shared = OneOf(Trie.of([_tokens(tokenizer, label) for label in labels]), eos)
@@ -180,6 +220,16 @@ def _separator(tokenizer: PreTrainedTokenizerBase) -> int:
             return token
     raise T2TError(f"the tokenizer {type(tokenizer).__name__} has no token of its own for ';': typed spans cannot be "
                    f"constrained with it; use constrain: labels or none")
+
+
+def _between(tokenizer: PreTrainedTokenizerBase, head: str, separator: str, tail: str) -> list[int]:
+    """The tokens of `separator` between `head` and `tail`, as the tokenizer writes them in one text."""
+    whole, first, last = (_tokens(tokenizer, text) for text in (head + separator + tail, head, tail))
+    middle = whole[len(first) : len(whole) - len(last)]
+    if whole[: len(first)] != first or whole[len(whole) - len(last) :] != last or not middle:
+        raise T2TError(f"the tokenizer {type(tokenizer).__name__} does not write {separator!r} as tokens of its own: "
+                       f"composite tasks cannot be constrained with it; use constrain: none")
+    return middle
 
 
 def _after_separator(tokenizer: PreTrainedTokenizerBase, text: str, separator: int) -> list[int]:

@@ -296,9 +296,11 @@ def data_fingerprint(item: SelectedTask, rows: datasets.Dataset) -> dict[str, An
 
 
 def check_task_metrics(selected: list[SelectedTask], spec: EvalSpec) -> None:
-    """Every selected task's metric names and options are valid (checked before any rendering)."""
+    """Every selected task's metric names and options (a composite task's: its subtasks') are valid (checked before
+    any rendering)."""
     for item in selected:
-        check_metrics(item.spec.metrics, item.spec.where, spec.metric_preset)
+        for scored in item.spec.parts or [item.spec]:
+            check_metrics(scored.metrics, scored.where, spec.metric_preset)
 
 
 def build_eval_sets(selected: list[SelectedTask], settings: TokenizerSettings, spec: EvalSpec) -> list[EvalSet]:

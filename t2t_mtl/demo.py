@@ -22,7 +22,7 @@ from pathlib import Path
 
 N_TRAIN, N_EVAL, N_HELD_OUT = 400, 40, 50
 # more rows where the quickstart needs more practice (ner), fewer where it learns fast; relations rows are large
-TRAIN_ROWS = {"ner": 500, "relations": 300, "intent": 250, "code": 250}
+TRAIN_ROWS = {"ner": 500, "relations": 300, "intent": 250, "code": 250, "requests": 300}
 
 Row = dict
 Pool = tuple[str, ...] | Callable[[random.Random], str]  # a vocabulary, or a maker of composed names
@@ -239,6 +239,19 @@ def make_intent(rng: random.Random) -> Row:
     return {"text": rng.choice(PREFIXES) + text + rng.choice(SUFFIXES), "intent": intent}
 
 
+# ----------------------------------------------------------------------- banking requests: intent and details
+# (the tasks of instructions/banking, which answer both of the same message, alone or in one composite target)
+REQUEST_TYPES = {"card": "card", "account": "account", "amount": "amount", "person": "payee", "bill": "bill",
+                 "currency": "currency", "merchant": "merchant"}
+
+
+def make_request(rng: random.Random) -> Row:
+    intent, prefix = rng.choice(sorted(INTENTS)), rng.choice(PREFIXES)
+    text, details = fill(rng, rng.choice(INTENTS[intent]), INTENT_POOLS, REQUEST_TYPES)
+    entities = [{**e, "pos": [e["pos"][0] + len(prefix), e["pos"][1] + len(prefix)]} for e in details.values()]
+    return {"text": prefix + text + rng.choice(SUFFIXES), "intent": intent, "entities": entities}
+
+
 # ----------------------------------------------------------------------- code
 # list functions: operation x mapping x filter, each with its code and its words
 FILTERS = (("", "{n}", ""), ("{x} > 0", "positive {n}", "positive"), ("{x} < 0", "negative {n}", "negative"),
@@ -350,6 +363,7 @@ def make_ner_places(rng: random.Random) -> Row:
 TASKS: dict[str, tuple[Callable[[random.Random], Row], bool]] = {
     "ner": (make_ner, True), "relations": (make_relations, True), "intent": (make_intent, True),
     "code": (make_code, True), "biomed": (make_biomed, True), "ner_places": (make_ner_places, False),
+    "requests": (make_request, True),
 }
 
 

@@ -17,7 +17,9 @@ from t2t_mtl.adapters.base import Router
 from t2t_mtl.constraints import Constraint, check_mode, end_tokens, task_constraints
 from t2t_mtl.data import EvalSet, TokenizerSettings, build_eval_sets
 from t2t_mtl.evaluation.metrics import compute_metrics
+from t2t_mtl.evaluation.parsers import get_parser, split_parts
 from t2t_mtl.evaluation.report import Summary, TaskResult, summarize, write_report
+from t2t_mtl.evaluation.scoring import References, reference_lists
 from t2t_mtl.inference import Predictor, generate
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
@@ -69,15 +71,43 @@ def evaluate_sets(
         if not accelerator.is_main_process:
             continue
         task = eval_set.task
-        scores = compute_metrics(task.metrics, predictions, examples["references"], spec.metric_preset)
+        scores, primary = score_task(task, predictions, examples["references"], spec.metric_preset)
         results.append(TaskResult(task=task.name, domain=task.domain, held_out=task.held_out,
-                                  examples=len(examples), scores=scores, primary=task.metrics[0].name))
+                                  examples=len(examples), scores=scores, primary=primary))
         _write_predictions(out_dir / run.predictions_dir.name, task, examples, predictions)
     if not accelerator.is_main_process:
         return None
     summary = summarize(results, metric_preset=spec.metric_preset, step=step)
     write_report(summary, out_dir)
     return summary
+
+
+def score_task(task: TaskSpec, predictions: list[str], references: References, preset: str | None = None
+               ) -> tuple[dict[str, float], str]:
+    """A task's scores and the name of its primary one.
+
+    A composite task's outputs are split into their subtasks' answers, each scored with its
+    subtask's metrics under "<subtask>:<metric>"; `all_correct` is the share of examples whose
+    every answer parses to one of its references' (as its subtask's parser reads them), and the
+    primary `subtasks_mean` is the mean of the subtasks' primary scores.
+    """
+    if task.subtasks is None:
+        return compute_metrics(task.metrics, predictions, references, preset), task.metrics[0].name
+    count, lists = len(task.parts), reference_lists(references)
+    answers = [split_parts(prediction, count) for prediction in predictions]
+    gold = [[split_parts(reference, count) for reference in refs] for refs in lists]
+    scores, primaries = {}, []
+    for k, subtask in enumerate(task.parts):
+        part = compute_metrics(subtask.metrics, [a[k] for a in answers], [[g[k] for g in refs] for refs in gold],
+                               preset)
+        scores.update({f"{subtask.name}:{key}": value for key, value in part.items()})
+        primaries.append(part[subtask.metrics[0].name])
+    parsers = [get_parser(subtask.output).parse for subtask in task.parts]
+    correct = sum(any(all(parse(a) == parse(g) for parse, a, g in zip(parsers, row, ref)) for ref in refs)
+                  for row, refs in zip(answers, gold))
+    scores["all_correct"] = 100.0 * correct / len(predictions)
+    scores["subtasks_mean"] = sum(primaries) / len(primaries)
+    return scores, "subtasks_mean"
 
 
 def _write_predictions(folder: Path, task: TaskSpec, examples: datasets.Dataset, predictions: list[str]) -> None:

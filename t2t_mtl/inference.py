@@ -26,6 +26,7 @@ from t2t_mtl.data import (
 )
 from t2t_mtl.errors import T2TError, closest
 from t2t_mtl.evaluation.answers import structured_answer
+from t2t_mtl.evaluation.parsers import split_parts
 from t2t_mtl.modeling.backbone import load_backbone
 from t2t_mtl.recipe import EvalSpec
 from t2t_mtl.run_dir import RunDir
@@ -46,18 +47,22 @@ def generate(
     synced_gpus: bool = False,
     router: Router | None = None,
     constraints: Sequence[Constraint | None] | None = None,
+    groups: Sequence[int] | None = None,
 ) -> list[str]:
     """Generate one text per example (`input_ids`, `task_id`), longest first, in input order.
 
     `router` routes each batch's `generate` by its task ids (routed adapters); `constraints`
-    (one per example, None for free) mask what each example may decode; `synced_gpus` keeps
-    ranks of a sharded model (ZeRO-3, FSDP) stepping together.
+    (one per example, None for free) mask what each example may decode; `groups` (one per
+    example) batches each group's examples together, longest first, the groups in order (so
+    only the batches at a group's edges mix groups); `synced_gpus` keeps ranks of a sharded
+    model (ZeRO-3, FSDP) stepping together.
     """
     router = router or Router()
     model.eval()
     device = next(model.parameters()).device
     collate = Seq2SeqCollator(pad_id=tokenizer.pad_token_id)
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+    group_of = groups if groups is not None else [0] * len(examples)
+    order = sorted(range(len(examples)), key=lambda i: (group_of[i], -len(examples[i]["input_ids"])))
     outputs: list[str] = [""] * len(examples)
     for start in tqdm(range(0, len(order), spec.batch_size), desc="generate", disable=not progress, leave=False):
         chunk = order[start : start + spec.batch_size]
@@ -219,21 +224,29 @@ class Predictor:
 
     def answers(self, task: TaskSpec | str | Path, rows: list[dict[str, Any]], texts: list[str]) -> list[Prediction]:
         """The decoded `texts` of `rows` with their answers: labels canonical, spans snapped into the row's text
-        columns (its string values, for a task without a column map)."""
+        columns (its string values, for a task without a column map); a composite task's answer holds each
+        subtask's answer by subtask name."""
         spec = self.task(task)
         columns = list(spec.columns.values()) or [key for row in rows[:1] for key in row]
-        labels = spec.label_space()
-        return [Prediction(text, structured_answer(spec.output, text, labels,
-                                                   {c: row[c] for c in columns if isinstance(row.get(c), str)}))
-                for row, text in zip(rows, texts)]
+        readers = [(part.name, part.output, part.label_space()) for part in spec.parts or [spec]]
+        predictions = []
+        for row, text in zip(rows, texts):
+            fields = {c: row[c] for c in columns if isinstance(row.get(c), str)}
+            answers = {name: structured_answer(output, answer, labels, fields)
+                       for (name, output, labels), answer in zip(readers, split_parts(text, len(readers)))}
+            predictions.append(Prediction(text, answers if spec.subtasks is not None else answers[spec.name]))
+        return predictions
 
     def predict_many(self, tasks: Sequence[TaskSpec | str | Path], rows: list[dict[str, Any]],
                      routing: str | None = None, progress: bool = True) -> list[dict[str, Prediction]]:
         """Every row answered by every task in one generation: per row, each task's prediction by task name.
 
         The (row, task) pairs of the tasks routed by their own task ids (every task of an unrouted
-        run; a routed run's trained tasks) share length-grouped batches; a task routed zero-shot
-        (`routing`, else eval.routing) is generated in batches of its own.
+        run; a routed run's trained tasks) are generated together, task after task, each task's
+        longest first: a batch mixes tasks only where one task's pairs end and the next one's begin
+        (a task's outputs are alike in length, so a batch of one task stops early as a separate call
+        would). A task routed zero-shot (`routing`, else eval.routing) is generated in batches of
+        its own.
         """
         specs = [self.task(task) for task in tasks]
         names = [spec.name for spec in specs]
@@ -252,7 +265,8 @@ class Predictor:
             examples = [example for k in group for example in encoded[k]]
             masks = [mask for k in group for mask in constraints[k]]
             generated = generate(self.model, self.tokenizer, examples, self.recipe.eval, progress,
-                                 router=routers[group[0]], constraints=masks)
+                                 router=routers[group[0]], constraints=masks,
+                                 groups=[k for k in group for _ in rows])
             for offset, k in enumerate(group):
                 texts[k] = generated[offset * len(rows) : (offset + 1) * len(rows)]
         answers = [self.answers(spec, rows, task_texts) for spec, task_texts in zip(specs, texts)]

@@ -73,10 +73,11 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     and a template that does not render (checked on no further rows) are problems too.
     """
     problems = []
-    try:
-        check_metrics(task.metrics, task.where)
-    except T2TError as error:
-        problems.append(str(error))
+    for scored in task.parts or [task]:
+        try:
+            check_metrics(scored.metrics, scored.where)
+        except T2TError as error:
+            problems.append(str(error))
     templates = compile_templates(task)
     space = task.label_space()
     check = task.label_check()
@@ -85,7 +86,7 @@ def validate_task(task: TaskSpec, n: int) -> list[str]:
     if unused:
         problems.append(f"columns {unused} are mapped but no template uses them")
     if task.columns:
-        unmapped = sorted(used - set(task.columns) - {"labels"} - set(environment().globals))
+        unmapped = sorted(used - set(task.columns) - {"labels", "subtasks"} - set(environment().globals))
         if unmapped:
             problems.append(f"templates use fields {unmapped} that 'columns:' does not map")
     if missing_data(task):
@@ -173,8 +174,9 @@ def run_tasks_command(args: argparse.Namespace) -> None:
         width = max((len(t.name) for t in tasks), default=4)
         print(f"{'task':<{width}}  {'domain':<10} {'output':<12} {'templates':>9}  held_out  metrics")
         for t in tasks:
+            metrics = [f"{part.name}:{metric}" for part in t.parts for metric in part.metrics] or t.metrics
             print(f"{t.name:<{width}}  {t.domain:<10} {t.output:<12} {len(t.templates):>9}  {t.held_out!s:<8}  "
-                  f"{', '.join(map(str, t.metrics))}")
+                  f"{', '.join(map(str, metrics))}")
     elif args.action == "show":
         for t in tasks:
             print(f"# {t.file}")

@@ -9,11 +9,12 @@ import pytest
 from t2t_mtl.cli import main
 from t2t_mtl.constraints import Trie, TypedSpans, task_constraints
 from t2t_mtl.evaluation.answers import structured_answer
-from t2t_mtl.evaluation.parsers import TypedSpansParser
+from t2t_mtl.evaluation.parsers import TypedSpansParser, split_parts
 from t2t_mtl.inference import Predictor
+from t2t_mtl.tasks.registry import load_task
 from t2t_mtl.tasks.schema import TaskSpec
 
-from conftest import colour_rows, span_rows, train_toy_run, write_task
+from conftest import ROOT, colour_rows, span_rows, train_toy_run, write_task
 
 
 # -- answers ---------------------------------------------------------------------------------------------------------
@@ -95,6 +96,22 @@ def test_substring_constraint_writes_only_typed_runs_of_the_input(tokenizer):
     (free,) = task_constraints(spec, "schema", tokenizer, [eos], [source])
     assert free.allowed(tokenizer("person:", add_special_tokens=False)["input_ids"]) is None  # the span is free
     assert Trie.of([[1, 2], [1, 3]]).walk([1]).children.keys() == {2, 3}
+
+
+def test_a_composite_answers_each_subtask_inside_its_space(tokenizer):
+    """Random walks under the banking composite's constraint: a label of banking/intent, " || ", then typed runs
+    of the input of banking/details' types."""
+    composite = load_task(ROOT / "instructions/banking/request.yaml")
+    intents, details = (set(part.label_space()) for part in composite.parts)
+    eos, source = tokenizer.sep_token_id, "Customer: please wire 200 euros to my landlord"
+    (constraint,) = task_constraints(composite, "substrings", tokenizer, [eos], [source])
+    rng, folded = random.Random(0), " ".join(tokenizer.tokenize(source))
+    for _ in range(200):
+        text = tokenizer.decode(random_walk(constraint, len(tokenizer), eos, rng))
+        label, spans = split_parts(text, 2)
+        assert label.replace(" ", "") in intents and "| |" in text, text
+        for kind, span in TypedSpansParser().parse(spans):
+            assert kind in details and " ".join(tokenizer.tokenize(span)) in folded, text
 
 
 # -- constrained generation on trained runs --------------------------------------------------------------------------

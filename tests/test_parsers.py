@@ -69,7 +69,7 @@ def test_labels_of() -> None:
 
 
 def test_unknown_parser_names_the_available_ones() -> None:
-    names = "dialogue_acts, events, label, mentions, slot_values, text, triples, typed_spans"
+    names = "composite, dialogue_acts, events, label, mentions, slot_values, text, triples, typed_spans"
     with pytest.raises(T2TError, match=f"available: {names}.*Did you mean 'typed_spans'"):
         get_parser("typed_span")
 

@@ -67,6 +67,22 @@ def partition_unescaped(raw: str, separator: str, last: bool = False) -> tuple[s
     return raw[:cut], separator, raw[cut + 1 :]
 
 
+PART_SEPARATOR = " || "
+"""Between the answers of a composite task's subtasks."""
+
+
+def split_parts(raw: str, count: int) -> list[str]:
+    """The `count` answers of a composite output: cut at the first `count - 1` unescaped ``||`` (spaces between
+    its bars allowed), stripped; missing answers are empty, the rest of the text stays in the last."""
+    bars, cuts = _cuts(raw, "|"), []
+    for left, right in itertools.pairwise(bars):
+        if len(cuts) < count - 1 and not raw[left + 1 : right].strip() and (not cuts or left > cuts[-1][1]):
+            cuts.append((left, right))
+    bounds = [(-1, -1), *cuts, (len(raw), len(raw))]
+    parts = [raw[start[1] + 1 : end[0]].strip() for start, end in itertools.pairwise(bounds)]
+    return parts + [""] * (count - len(parts))
+
+
 def _text(raw: str) -> str:
     """An escaped piece as it is compared: unescaped, then normalised."""
     return normalize_text(unescape(raw))
@@ -102,6 +118,19 @@ class LabelParser(TextParser):
 
     def labels_of(self, parsed: str) -> set[str]:
         return {parsed} if parsed else set()
+
+
+class CompositeParser(OutputParser):
+    """A composite task's output, read without its subtasks: its ``||``-separated answers, each normalised.
+
+    Scoring reads each answer with its subtask's own parser (``evaluator.score_task``).
+    """
+
+    name = "composite"
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        bars = len(_cuts(text, "|"))
+        return tuple(normalize_text(part) for part in split_parts(text, bars + 1) if part)
 
 
 class ItemParser(OutputParser):
@@ -226,7 +255,7 @@ _PARSERS: dict[str, OutputParser] = {
     p.name: p
     for p in (
         TextParser(), LabelParser(), TypedSpansParser(), TriplesParser(), MentionsParser(),
-        EventsParser(), SlotValuesParser(), DialogueActsParser(),
+        EventsParser(), SlotValuesParser(), DialogueActsParser(), CompositeParser(),
     )
 }
 

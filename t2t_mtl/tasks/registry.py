@@ -46,10 +46,44 @@ def check_names(task: TaskSpec) -> None:
 
 
 def load_task(path: str | Path) -> TaskSpec:
-    """Load one task file strictly: the schema, then its output parser and metric names (`check_names`)."""
+    """Load one task file strictly: the schema, then its output parser and metric names (`check_names`), and a
+    composite task's subtasks (`load_subtasks`)."""
     task = load_task_file(path)
     check_names(task)
+    if task.subtasks is not None:
+        task._parts = load_subtasks(task)
     return task
+
+
+def task_root(task: TaskSpec) -> Path:
+    """The task folder a task file's name is relative to (`instructions/` for `instructions/demo/x.yaml` named
+    `demo/x`); the file's own folder when its path does not end with its name."""
+    parts = tuple(task.name.split("/"))
+    if task.file is not None and task.file.with_suffix("").parts[-len(parts):] == parts:
+        return task.file.parents[len(parts) - 1]
+    return task.base_dir
+
+
+def load_subtasks(task: TaskSpec) -> list[TaskSpec]:
+    """A composite task's subtasks: each a task file path relative to its file, or a task name under its task
+    folder (`task_root`); a subtask cannot itself be composite."""
+    root, registry, subtasks = task_root(task), None, []
+    fix = (f"Fix 'subtasks:' in the task file: each entry is a task name under {root} or a task file path "
+           f"(.yaml) relative to {task.base_dir}.")
+    for entry in task.subtasks or []:
+        try:
+            if entry.endswith((".yaml", ".yml")):
+                subtask = load_task(task.base_dir / entry)
+            else:
+                registry = registry or TaskRegistry([root])
+                subtask = registry.get(entry)
+        except T2TError as error:
+            raise T2TError(f"{task.where}, subtask '{entry}': {error} {fix}") from None
+        if subtask.subtasks is not None:
+            raise T2TError(f"{task.where}, subtask '{entry}': {subtask.where} is itself composite; list its own "
+                           f"subtasks instead. {fix}")
+        subtasks.append(subtask)
+    return subtasks
 
 
 def declared_name(path: Path) -> tuple[str | None, str | None]:

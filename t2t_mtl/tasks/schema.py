@@ -150,7 +150,13 @@ TASK_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 
 
 class TaskSpec(Strict):
-    """A task file (`instructions/<domain>/<name>.yaml`)."""
+    """A task file (`instructions/<domain>/<name>.yaml`).
+
+    A composite task (`output: composite`) asks for the answers of its `subtasks` (task names,
+    or task file paths relative to this file) in one target, in order, separated by " || "
+    (MTI Bench's multi-part style); each answer is read and scored as its subtask's, so the
+    task gives no `metrics` of its own.
+    """
 
     name: str
     domain: str
@@ -166,7 +172,9 @@ class TaskSpec(Strict):
     # prediction against all of them (best match) instead of only the rendered target.
     references: str | None = None
     held_out: bool = False
+    subtasks: list[str] | None = None
     _file: Path | None = PrivateAttr(default=None)
+    _parts: list[TaskSpec] | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -196,6 +204,33 @@ class TaskSpec(Strict):
         if self.eval_template is not None and self.eval_template not in ids:
             raise ValueError(f"eval_template '{self.eval_template}' is not one of the template ids {ids}")
         return self
+
+    @model_validator(mode="after")
+    def _composite_shape(self) -> TaskSpec:
+        if (self.output == "composite") != (self.subtasks is not None):
+            raise ValueError("a composite task has both 'output: composite' and 'subtasks: [task, task, ...]'; "
+                             "give both or neither")
+        if self.subtasks is not None:
+            if len(self.subtasks) < 2:
+                raise ValueError("'subtasks' lists the tasks a composite task answers together: at least two")
+            _refuse_repeats(self.subtasks, "each subtask is listed once")
+            if "metrics" in self.model_fields_set:
+                raise ValueError("a composite task is scored with its subtasks' metrics on their answers: "
+                                 "remove 'metrics:'")
+            if self.labels is not None or self.references is not None:
+                raise ValueError("a composite task's label spaces and references are its subtasks': remove "
+                                 "'labels:' and 'references:'")
+        return self
+
+    @property
+    def parts(self) -> list[TaskSpec]:
+        """The subtasks of a composite task, loaded (empty for other tasks)."""
+        if self.subtasks is None:
+            return []
+        if self._parts is None:
+            raise T2TError(f"{self.where}: its subtasks were not loaded; load the task with "
+                           f"t2t_mtl.tasks.registry.load_task")
+        return self._parts
 
     @property
     def file(self) -> Path | None:

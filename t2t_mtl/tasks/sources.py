@@ -215,7 +215,8 @@ def check_columns(task: TaskSpec, available: list[str]) -> None:
 
 def row_fields(task: TaskSpec, row: dict[str, Any], labels: list[str] | None, required: bool = True,
                number: int | None = None) -> dict[str, Any]:
-    """The template variables for one row: mapped columns (dotted paths followed) and `labels`.
+    """The template variables for one row: mapped columns (dotted paths followed), `labels`, and for a composite
+    task `subtasks` (each subtask's `labels` by its name).
 
     A mapped column the row lacks is an error when `required` (labelled rows). A null value,
     or a missing one in unlabelled rows, never renders as "None": with `source.nulls: error`
@@ -225,6 +226,8 @@ def row_fields(task: TaskSpec, row: dict[str, Any], labels: list[str] | None, re
     fields = {name: _not_null(task, row, name, value, number) for name, value in _columns(task, row, required).items()}
     if labels is not None:
         fields["labels"] = labels
+    if task.subtasks is not None:
+        fields["subtasks"] = {subtask.name: {"labels": subtask.label_space()} for subtask in task.parts}
     return fields
 
 
