@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from t2t_mtl import __version__
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import check_metrics
+from t2t_mtl.evaluation.parsers import split_parts
 from t2t_mtl.recipe import EvalSpec, Recipe
 from t2t_mtl.tasks.registry import SelectedTask, check_eval_tasks
 from t2t_mtl.tasks.schema import TaskSpec
@@ -209,13 +210,16 @@ def encode_task_rows(task: TaskSpec, task_id: int, rows: datasets.Dataset, setti
 
 
 def check_labels(task: TaskSpec, rendered: datasets.Dataset, strict: bool) -> Counter[str]:
-    """Count target labels outside the task's label space; fail when strict, else warn."""
-    check = task.label_check()
-    if check is None:
+    """Count target labels outside the task's label space (a composite's: each answer's outside its subtask's);
+    fail when strict, else warn."""
+    parts = task.parts or [task]
+    checks = [part.label_check() for part in parts]
+    if not any(checks):
         return Counter()
     outside: Counter[str] = Counter()
     for target in rendered["target"]:
-        outside.update(check.outside(target))
+        for check, answer in zip(checks, split_parts(target, len(parts))):
+            outside.update(check.outside(answer) if check is not None else ())
     if outside:
         shown = ", ".join(f"'{label}' ×{count}" for label, count in outside.most_common(10))
         message = (f"{task.where}: training targets use labels outside the label space: {shown}. "

@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 
 from t2t_mtl.cli import main
+from t2t_mtl.data import check_labels, render_rows
 from t2t_mtl.errors import T2TError
 from t2t_mtl.evaluation.metrics import compute_metrics
 from t2t_mtl.evaluation.parsers import TypedSpansParser, get_parser, split_parts
@@ -111,6 +113,18 @@ def test_composite_task_files_name_what_to_fix(toy_tasks: Path):
         load_task(write_composite(toy_tasks, output="label"))
     with pytest.raises(T2TError, match="at least two"):
         load_task(write_composite(toy_tasks, subtasks=["toy/colours"]))
+
+
+def test_training_targets_are_checked_answer_by_answer(toy_tasks: Path):
+    """A label outside the colour subtask's space is counted; the same word as a span is not."""
+    composite = load_task(write_composite(toy_tasks))
+    rows = datasets.Dataset.from_list([{"text": "a yellow cab", "label": "yellow", "entities": []},
+                                       {"text": "anna", "label": "red",
+                                        "entities": [{"type": "person", "name": "yellow"}]}])
+    rendered = render_rows(composite, 0, rows, seed=0)
+    assert check_labels(composite, rendered, strict=False) == {"yellow": 1}
+    with pytest.raises(T2TError, match="outside the label space"):
+        check_labels(composite, rendered, strict=True)
 
 
 def test_a_composite_task_scores_each_answer_as_its_subtask_does(toy_tasks: Path):
