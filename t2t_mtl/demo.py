@@ -243,11 +243,14 @@ def make_intent(rng: random.Random) -> Row:
 # (the tasks of instructions/banking, which answer both of the same message, alone or in one composite target)
 REQUEST_TYPES = {"card": "card", "account": "account", "amount": "amount", "person": "payee", "bill": "bill",
                  "currency": "currency", "merchant": "merchant"}
+# payees, merchants and amounts from large pools, so that most evaluation details must be copied from the message
+REQUEST_POOLS = {**INTENT_POOLS, "person": PERSON, "merchant": ORG,
+                 "amount": one_of(lambda rng: f"{rng.randint(2, 990)} {rng.choice(('dollars', 'euros', 'pounds'))}")}
 
 
 def make_request(rng: random.Random) -> Row:
     intent, prefix = rng.choice(sorted(INTENTS)), rng.choice(PREFIXES)
-    text, details = fill(rng, rng.choice(INTENTS[intent]), INTENT_POOLS, REQUEST_TYPES)
+    text, details = fill(rng, rng.choice(INTENTS[intent]), REQUEST_POOLS, REQUEST_TYPES)
     entities = [{**e, "pos": [e["pos"][0] + len(prefix), e["pos"][1] + len(prefix)]} for e in details.values()]
     return {"text": prefix + text + rng.choice(SUFFIXES), "intent": intent, "entities": entities}
 
