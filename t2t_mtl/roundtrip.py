@@ -85,7 +85,7 @@ def _composite_problems(task: TaskSpec, target: str, calls: list[tuple[str, Any]
     subtasks = task.parts
     answers = split_parts(target, len(subtasks) + 1)
     if answers[-1] or not all(answers[:-1]):
-        found = len([answer for answer in split_parts(target, target.count("|") + 1) if answer])
+        found = len([answer for answer in split_parts(target) if answer])
         problem = (f"the target {target!r} holds {found} answer(s) separated by '||'; the subtasks "
                    f"{task.subtasks} need {len(subtasks)}")
         return [problem]

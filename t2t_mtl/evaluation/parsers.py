@@ -71,16 +71,18 @@ PART_SEPARATOR = " || "
 """Between the answers of a composite task's subtasks."""
 
 
-def split_parts(raw: str, count: int) -> list[str]:
-    """The `count` answers of a composite output: cut at the first `count - 1` unescaped ``||`` (spaces between
-    its bars allowed), stripped; missing answers are empty, the rest of the text stays in the last."""
+def split_parts(raw: str, count: int | None = None) -> list[str]:
+    """The `count` answers of a composite output (None: as many as it holds): cut at the first `count - 1`
+    unescaped ``||`` (spaces between its bars allowed), stripped; missing answers are empty, the rest of the text
+    stays in the last."""
     bars, cuts = _cuts(raw, "|"), []
+    limit = len(bars) if count is None else count - 1
     for left, right in itertools.pairwise(bars):
-        if len(cuts) < count - 1 and not raw[left + 1 : right].strip() and (not cuts or left > cuts[-1][1]):
+        if len(cuts) < limit and not raw[left + 1 : right].strip() and (not cuts or left > cuts[-1][1]):
             cuts.append((left, right))
     bounds = [(-1, -1), *cuts, (len(raw), len(raw))]
     parts = [raw[start[1] + 1 : end[0]].strip() for start, end in itertools.pairwise(bounds)]
-    return parts + [""] * (count - len(parts))
+    return parts + [""] * ((count or 0) - len(parts))
 
 
 def _text(raw: str) -> str:
@@ -129,8 +131,7 @@ class CompositeParser(OutputParser):
     name = "composite"
 
     def parse(self, text: str) -> tuple[str, ...]:
-        bars = len(_cuts(text, "|"))
-        return tuple(normalize_text(part) for part in split_parts(text, bars + 1) if part)
+        return tuple(normalize_text(part) for part in split_parts(text) if part)
 
 
 class ItemParser(OutputParser):
