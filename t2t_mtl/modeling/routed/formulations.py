@@ -46,9 +46,10 @@ def mix_factors(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, rank: i
     """
     shared = a.shape[0] // rank
     n, d_in, d_out = weights.shape[0], a.shape[1], b.shape[0]
-    w = weights[..., :shared].to(a.dtype)
+    w = weights if weights.shape[-1] == shared else weights[..., :shared]
+    w = w if w.dtype == a.dtype else w.to(a.dtype)
     if splits == 1:
-        w = w[:, 0]
+        w = w.view(n, shared) if w.is_contiguous() else w[:, 0]
         a_mix = (w @ a.view(shared, -1)).view(n, rank, d_in)
         b_skills = b.view(d_out, shared, rank).transpose(0, 1).reshape(shared, -1)  # (S, out·r)
         b_mix = ((w * scale) @ b_skills).view(n, d_out, rank)

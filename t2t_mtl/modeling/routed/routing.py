@@ -106,8 +106,9 @@ class ResolvedRouting:
     Rows are the distinct tasks of the call (deterministic routing), its examples (sampled
     routing), or one fixed routing. Decoder batches expanded for beam search or several
     return sequences (`k × examples`, each example's copies adjacent) reuse each example's
-    row. Per-example copies of the rows are made once per call for all layers, and without
-    gradients layers keep their mixed factors here for the whole call.
+    row. Every layer's routing for a batch (and per-example copies of the rows) is made once
+    per call for all layers, and without gradients layers keep their mixed factors here for
+    the whole call.
     """
 
     def __init__(self, weights: torch.Tensor, row_tasks: torch.Tensor | None, rows: torch.Tensor | None,
@@ -126,7 +127,7 @@ class ResolvedRouting:
         if exclusive is not None and row_tasks is not None:
             shared, tasks = exclusive
             self.placed = placed_weights(weights[:, :, 0, shared:], row_tasks, tasks)
-        self._per_example: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = {}
+        self._layers: dict[tuple[int, bool], tuple[LayerRouting, ...]] = {}
         self.kept: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -149,17 +150,24 @@ class ResolvedRouting:
 
     def layer(self, index: int, batch: int, per_example: bool = False) -> LayerRouting:
         """The routing of layer `index` for its input batch; `per_example`: row i is example i's."""
+        key = (batch, per_example)
+        if key not in self._layers:
+            self._layers[key] = self._all_layers(batch, per_example)
+        return self._layers[key][index]
+
+    def _all_layers(self, batch: int, per_example: bool) -> tuple[LayerRouting, ...]:
+        """Every layer's routing for a batch, split off the stacked weights by one `unbind` (whose backward
+        is one stack, where indexing each layer would zero-fill the whole stack once per layer)."""
         rows = self.rows_for(batch)
-        if not per_example or (rows is None and self.n_rows == batch):
-            placed = self.placed[index] if self.placed is not None else None
-            return LayerRouting(self.weights[index], self.row_tasks, placed, rows)
-        if batch not in self._per_example:
-            rows = rows if rows is not None else torch.zeros(batch, dtype=torch.long, device=self.weights.device)
-            self._per_example[batch] = (self.weights[:, rows],
-                                        self.row_tasks[rows] if self.row_tasks is not None else None,
-                                        self.placed[:, rows] if self.placed is not None else None)
-        weights, row_tasks, placed = self._per_example[batch]
-        return LayerRouting(weights[index], row_tasks, placed[index] if placed is not None else None, None)
+        weights, row_tasks, placed = self.weights, self.row_tasks, self.placed
+        if per_example and not (rows is None and self.n_rows == batch):
+            rows = rows if rows is not None else torch.zeros(batch, dtype=torch.long, device=weights.device)
+            weights = weights[:, rows]
+            row_tasks = row_tasks[rows] if row_tasks is not None else None
+            placed = placed[:, rows] if placed is not None else None
+            rows = None
+        per_layer = placed.unbind(0) if placed is not None else (None,) * len(weights)
+        return tuple(LayerRouting(w, row_tasks, p, rows) for w, p in zip(weights.unbind(0), per_layer, strict=True))
 
 
 class RoutingChannel:
