@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from peft import PeftModel, PolyConfig, get_peft_model
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSeq2SeqLM, T5Config, T5ForConditionalGeneration
 
 from t2t_mtl.cli import main
@@ -18,6 +19,7 @@ from t2t_mtl.modeling.routed import (
     RoutedLoraConfig,
     Routing,
     build_routed_model,
+    load_routed_model,
     merge_routed,
     routed_call,
     routed_layers,
@@ -60,9 +62,9 @@ def test_forward_equals_peft_poly(splits: int):
         for poly, layer in zip(theirs, routed_layers(ours), strict=True):
             a, b = poly.poly_lora_A["default"], poly.poly_lora_B["default"]  # (Q,S,in/Q,r), (Q,S,r,out/Q)
             our_a = layer.lora_A["default"].weight.view(4, 2, splits, -1)
-            our_b = layer.lora_B["default"].weight.view(splits, -1, 4, 2)
+            our_b = layer.lora_B["default"].weight.view(4, splits, -1, 2)  # (S, Q, out/Q, r)
             our_a.copy_(a.permute(1, 3, 0, 2))
-            our_b.copy_(b.permute(0, 3, 1, 2))
+            our_b.copy_(b.permute(1, 0, 3, 2))
             poly.poly_router["default"].module_logits.normal_()
             layer.lora_routing["default"].copy_(poly.poly_router["default"].module_logits.view(3, splits, 4))
     # float64: PEFT and we sum in different orders (einsum vs. matmul shapes), so fp32 results would
@@ -76,6 +78,36 @@ def test_forward_equals_peft_poly(splits: int):
         with routed_call(ours, Routing.tasks(tasks)):
             got = ours(input_ids=ids, decoder_input_ids=decoder).logits
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("extra", [{}, {"n_splits": 2}, {"n_exclusive_skills": 1}])
+def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: dict):
+    """Routed adapters saved before `lora_B` was stacked hold it as PEFT's (out × S·r): they load to the same model."""
+    model = routed(tiny_t5(), **extra)
+    randomise_routing(model)
+    model.save_pretrained(tmp_path)
+    saved = tmp_path / "adapter_model.safetensors"
+    state = load_file(saved)
+    legacy = {}
+    for key, value in state.items():  # (S·out × r) back to (out × S·r)
+        if key.endswith("lora_B.weight"):
+            value = value.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
+        legacy[key] = value
+    assert any(k.endswith("lora_B.weight") and legacy[k].shape != state[k].shape for k in legacy)
+    save_file(legacy, saved)
+    config = RoutedLoraConfig(n_skills=4, skill_rank=2, n_tasks=3, lora_alpha=1, lora_dropout=0.0,
+                              target_modules=TARGETS, **extra)
+    loaded = load_routed_model(tiny_t5(), tmp_path, config)
+    for ours, theirs in zip(routed_layers(loaded), routed_layers(model), strict=True):
+        assert torch.equal(ours.lora_B["default"].weight, theirs.lora_B["default"].weight)
+    model.eval(), loaded.eval()
+    ids, decoder, tasks = torch.randint(2, 100, (3, 6)), torch.randint(2, 100, (3, 4)), torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        with routed_call(model, Routing.tasks(tasks)):
+            expected = model(input_ids=ids, decoder_input_ids=decoder).logits
+        with routed_call(loaded, Routing.tasks(tasks)):
+            got = loaded(input_ids=ids, decoder_input_ids=decoder).logits
+    assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])

@@ -1,11 +1,12 @@
 """One routed adapter from several: the runs' skill inventories side by side, each task routing over its own run's.
 
-LoRA runs join as one skill each: the stacked LoRA tensors (`task_vectors.stacked`) are the
-inventory, and a task trained by run i routes with weight 1 on skill i and 0 elsewhere, so
+LoRA runs join as one skill each: the stacked LoRA tensors (`task_vectors.stacked`, in PEFT's
+layout, which the routed layers stack as they load it) are the inventory, and a task trained by run i routes with weight 1 on skill i and 0 elsewhere, so
 its update is run i's.
 
 
-A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (out × S_i·r)),
+A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (S_i·out × r), each
+stacked skill by skill; a run saved before `lora_B` was stacked holds it as (out × S_i·r)),
 routing logits (T_i, Q, S_i + E) and, for C-Poly, E exclusive skills per task. The merged
 layer holds the S = Σ S_i shared skills in the inputs' order; a task of run i keeps its
 logits on run i's block and its exclusive skills, and gets the logit `OFF` elsewhere:
@@ -19,6 +20,7 @@ import torch
 
 from t2t_mtl.composition.task_vectors import LORA_A, LORA_B
 from t2t_mtl.errors import T2TError
+from t2t_mtl.modeling.routed.formulations import stacked_b
 
 ROUTING, EXCLUSIVE_A, EXCLUSIVE_B = ".lora_routing", ".lora_exclusive_A", ".lora_exclusive_B"
 OFF, ON = -1.0e4, 1.0e4  # routing logits whose sigmoid is exactly 0 and exactly 1
@@ -42,7 +44,8 @@ def concatenated_skills(names: list[str], states: list[dict[str, torch.Tensor]],
     merged: dict[str, torch.Tensor] = {}
     for module in modules:
         merged[module + LORA_A] = torch.cat([s[module + LORA_A] for s in states])
-        merged[module + LORA_B] = torch.cat([s[module + LORA_B] for s in states], dim=1)
+        merged[module + LORA_B] = torch.cat([stacked_b(s[module + LORA_B], s[module + LORA_A].shape[0] // k)
+                                             for s, k in zip(states, skills)])
         logits = [s[module + ROUTING] for s in states]
         splits, exclusive = logits[0].shape[1], logits[0].shape[2] - skills[0]
         routing = torch.full((len(rows), splits, total + exclusive), OFF, dtype=logits[0].dtype)

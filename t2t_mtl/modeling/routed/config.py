@@ -12,10 +12,10 @@ from torch import nn
 class RoutedLoraConfig(LoraConfig):
     """A LoRA config whose adapter is an inventory of routed skills.
 
-    The shared skills are stored as one LoRA of rank `n_skills × skill_rank` (their
-    concatenation), so PEFT creates, saves and loads them as ordinary LoRA weights; each
-    routed layer adds per-task routing logits, and for C-Poly per-task exclusive skills.
-    `r` is derived from `n_skills` and `skill_rank`.
+    The shared skills are one LoRA of rank `n_skills × skill_rank` to PEFT, which creates,
+    saves and loads them as LoRA weights; each routed layer keeps its `lora_B` stacked skill
+    by skill (S·out × r) and adds per-task routing logits, and for C-Poly per-task exclusive
+    skills. `r` is derived from `n_skills` and `skill_rank`.
     """
 
     n_tasks: int = field(default=1, metadata={"help": "rows of the routing table (task ids 0..n_tasks-1)"})

@@ -1,8 +1,10 @@
 """Exact formulations of the routed LoRA delta, and the rule that picks the cheapest one for a call.
 
-Shapes: h (batch, tokens, in); skills S of rank r, concatenated in `a` (S·r × in) and `b`
-(out × S·r); splits Q cut in/out features into blocks; a routing row is (Q, K) weights over
-the K = S shared (+ E exclusive) skills. Every formulation computes, per example with row w,
+Shapes: h (batch, tokens, in); skills S of rank r, stacked skill by skill in `a` (S·r × in:
+A_s is rows s·r…) and `b` (S·out × r: B_s is rows s·out…), so that every mix reads them as
+(S, ·) without a copy (`stacked_b`); splits Q cut in/out features into blocks; a routing row
+is (Q, K) weights over the K = S shared (+ E exclusive) skills. Every formulation computes,
+per example with row w,
 
     Δy = B_mix(w) · A_mix(w) · h,   A_mix = per split q: Σ_k w[q,k] A_k[:, block q],
                                      B_mix = per split q: Σ_k scale · w[q,k] B_k[block q, :]
@@ -22,6 +24,15 @@ import torch
 import torch.nn.functional as F
 
 FORMULATIONS = ("concat", "per_example", "per_task")
+
+
+def stacked_b(weight: torch.Tensor, rank: int) -> torch.Tensor:
+    """The shared skills' B (S·out × r) from PEFT's LoRA layout (out × S·r), in which adapters saved before
+    routed adapters were saved before they stacked it; a weight already stacked (its second size is the rank) is returned as it is."""
+    if weight.shape[1] == rank:
+        return weight
+    skills = weight.shape[1] // rank
+    return weight.reshape(weight.shape[0], skills, rank).transpose(0, 1).reshape(-1, rank)
 
 
 def placed_weights(own: torch.Tensor, row_tasks: torch.Tensor, tasks: int) -> torch.Tensor:
@@ -45,18 +56,17 @@ def mix_factors(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, rank: i
     one matmul (N × S)·(S × ·).
     """
     shared = a.shape[0] // rank
-    n, d_in, d_out = weights.shape[0], a.shape[1], b.shape[0]
+    n, d_in, d_out = weights.shape[0], a.shape[1], b.shape[0] // shared
     w = weights if weights.shape[-1] == shared else weights[..., :shared]
     w = w if w.dtype == a.dtype else w.to(a.dtype)
     if splits == 1:
         w = w.view(n, shared) if w.is_contiguous() else w[:, 0]
         a_mix = (w @ a.view(shared, -1)).view(n, rank, d_in)
-        b_skills = b.view(d_out, shared, rank).transpose(0, 1).reshape(shared, -1)  # (S, out·r)
-        b_mix = ((w * scale) @ b_skills).view(n, d_out, rank)
+        b_mix = ((w * scale) @ b.view(shared, -1)).view(n, d_out, rank)
     else:
         per_split = w.transpose(0, 1)  # (Q, N, S)
         a_skills = a.view(shared, rank, splits, -1).permute(2, 0, 1, 3).reshape(splits, shared, -1)  # (Q, S, r·in/Q)
-        b_skills = b.view(splits, -1, shared, rank).permute(0, 2, 1, 3).reshape(splits, shared, -1)  # (Q, S, out/Q·r)
+        b_skills = b.view(shared, splits, -1).transpose(0, 1)  # (Q, S, out/Q·r), a view
         a_mix = torch.matmul(per_split, a_skills).view(splits, n, rank, -1).permute(1, 2, 0, 3).reshape(n, rank, d_in)
         b_mix = torch.matmul(per_split * scale, b_skills).view(splits, n, -1, rank).transpose(0, 1)
         b_mix = b_mix.reshape(n, d_out, rank)
@@ -104,9 +114,9 @@ def concat_delta(h: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weights: tor
     z = torch.einsum("blqkr,bqk->blr", u, w)  # rank-space mix, shared over splits
     mixed = torch.einsum("blr,bqk->blqkr", z, w * scale)  # (B, L, Q, K, r)
     if splits == 1:
-        out = F.linear(mixed[:, :, 0, :shared].flatten(2), b)
+        out = torch.einsum("blsr,sor->blo", mixed[:, :, 0, :shared], b.view(shared, -1, rank))
     else:
-        out = torch.einsum("blqsr,qosr->blqo", mixed, b.view(splits, -1, shared, rank)).flatten(2)
+        out = torch.einsum("blqsr,sqor->blqo", mixed, b.view(shared, splits, -1, rank)).flatten(2)
     if own_a is not None:
         out = out + torch.bmm(mixed[:, :, 0, shared:].flatten(2), own_b.transpose(1, 2))
     return out
@@ -121,7 +131,7 @@ def skill_prototypes(a: torch.Tensor, b: torch.Tensor, rank: int) -> torch.Tenso
     """
     skills = a.shape[0] // rank
     a_skills = a.double().view(skills, rank, -1)
-    b_skills = b.double().view(b.shape[0], skills, rank).transpose(0, 1)  # (S, out, r)
+    b_skills = b.double().view(skills, -1, rank)  # (S, out, r)
     r_factors = torch.linalg.qr(b_skills, mode="r").R
     return torch.linalg.svd(r_factors @ a_skills, full_matrices=False).Vh[:, 0].float()
 
@@ -137,7 +147,7 @@ def arrow_delta(h: torch.Tensor, a: torch.Tensor, b: torch.Tensor, prototypes: t
     top, chosen = closeness.topk(min(top_k, skills), dim=-1)
     coefficients = torch.zeros_like(closeness).scatter_(-1, chosen, torch.softmax(top / temperature, dim=-1))
     per_skill = F.linear(h, a).unflatten(-1, (skills, rank)) * (coefficients * scale).unsqueeze(-1)
-    return F.linear(per_skill.flatten(-2), b)
+    return torch.einsum("blsr,sor->blo", per_skill, b.view(skills, -1, rank))
 
 
 def choose(rows: int, grad: bool) -> str:

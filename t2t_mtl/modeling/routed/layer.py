@@ -27,12 +27,14 @@ from t2t_mtl.modeling.routed.formulations import (
     concat_delta,
     mix_factors,
     placed_weights,
+    stacked_b,
 )
 from t2t_mtl.modeling.routed.routing import Arrow, LayerRouting
 
 
 class RoutedLinear(LoraLinear):
-    """PEFT LoRA Linear with routed skills; `lora_A`/`lora_B` hold the concatenated shared skills."""
+    """PEFT LoRA Linear with routed skills; `lora_A` (S·r × in) and `lora_B` (S·out × r) hold the shared skills
+    stacked skill by skill (`formulations.stacked_b`)."""
 
     adapter_layer_names = (*LoraLinear.adapter_layer_names, "lora_routing", "lora_exclusive_A", "lora_exclusive_B")
     other_param_names = (*LoraLinear.other_param_names, "skill_rank", "n_splits", "sample_routing",
@@ -77,6 +79,18 @@ class RoutedLinear(LoraLinear):
             self.lora_exclusive_B[adapter_name] = nn.Parameter(torch.zeros(config.n_tasks, self.out_features, exclusive))
         super().update_layer(adapter_name, r, lora_alpha, config=config, **kwargs)
         self.scaling[adapter_name] = lora_alpha / rank
+        lora_b = self.lora_B[adapter_name]  # PEFT's (out × S·r), initialised: the same values, stacked
+        lora_b.weight = nn.Parameter(stacked_b(lora_b.weight.detach(), rank).contiguous(),
+                                     requires_grad=lora_b.weight.requires_grad)
+        lora_b.in_features, lora_b.out_features = rank, lora_b.weight.shape[0]
+
+    def _load_from_state_dict(self, state_dict: dict[str, torch.Tensor], prefix: str, *args: Any) -> None:
+        """Read a `lora_B` saved in PEFT's layout (routed adapters saved before it was stacked) as stacked."""
+        for adapter, rank in self.skill_rank.items():
+            key = f"{prefix}lora_B.{adapter}.weight"
+            if key in state_dict:
+                state_dict[key] = stacked_b(state_dict[key], rank)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
