@@ -27,8 +27,9 @@ FORMULATIONS = ("concat", "per_example", "per_task")
 
 
 def stacked_b(weight: torch.Tensor, rank: int) -> torch.Tensor:
-    """The shared skills' B (S·out × r) from PEFT's LoRA layout (out × S·r), in which adapters saved before
-    routed adapters were saved before they stacked it; a weight already stacked (its second size is the rank) is returned as it is."""
+    """The shared skills' B stacked skill by skill (S·out × r) from PEFT's LoRA layout (out × S·r), in which
+    routed adapters were saved before they stacked it; a weight already stacked (its second size is the
+    rank) is returned as it is."""
     if weight.shape[1] == rank:
         return weight
     skills = weight.shape[1] // rank
@@ -154,10 +155,10 @@ def choose(rows: int, grad: bool) -> str:
     """The cheapest exact formulation for a call of `rows` distinct routing rows
     (`python bench/routed_adapters.py --only layers`; README, "Numbers").
 
-    Measured on the 2-core CPU: from 32 tokens on, the mixed formulations train at 0.81–1.09×
-    a PEFT LoRA layer and `concat` at 0.56–0.93×; at one token all three cost the same within
-    noise; without gradients, mixed factors kept for the call run at 1.02–1.17× LoRA against
-    0.31–0.89× for `concat`. So `concat` is never picked (it stays the reference, and can be
+    Measured on the 2-core CPU: from 32 tokens on, the mixed formulations train at 0.85–1.10× a
+    PEFT LoRA layer and `concat` at 0.54–0.98×; at one token at 0.40–0.57× against 0.33–0.46×;
+    without gradients, mixed factors kept for the call run at 0.93–1.17× LoRA against
+    0.26–0.81× for `concat`. So `concat` is never picked (it stays the reference, and can be
     forced). With gradients and several rows, mixing per example beats mixing per row and
     gathering: the gather's backward is an index_put per layer, while the examples' rows are
     gathered once per call for all layers. Otherwise (one row, or no gradients, where the
