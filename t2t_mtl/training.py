@@ -208,6 +208,8 @@ class Trainer:
         self.checkpointer = Checkpointer(self.accelerator, self.run, recipe.train.keep_last, self.method)
         inputs = input_lock(self.data.selected, self.data.fingerprints)  # checked against the checkpoint's
         self.start_step = self.checkpointer.restore(inputs, allow_changed) if self.resume else 0
+        if self.start_step:
+            self.method.restored(self.accelerator.unwrap_model(self.model), self.optimizer)
         self.selection = self._selection()
         self.stopped_early = False  # train.early_stopping ended the loop
         self.skipped = 0  # non-finite steps skipped since this start (train.skip_nonfinite)

@@ -21,6 +21,7 @@ from t2t_mtl.modeling.routed import (
     build_routed_model,
     load_routed_model,
     merge_routed,
+    restack_moments,
     routed_call,
     routed_layers,
     task_weights,
@@ -108,6 +109,45 @@ def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: d
         with routed_call(loaded, Routing.tasks(tasks)):
             got = loaded(input_ids=ids, decoder_input_ids=decoder).logits
     assert torch.equal(got, expected)
+
+
+def peft_layout(b: torch.Tensor) -> torch.Tensor:
+    """A stacked `lora_B` of `routed()` (4 skills of rank 2, S·out × r) in PEFT's layout (out × S·r)."""
+    return b.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
+
+
+@pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])
+def test_checkpoint_in_peft_layout_resumes_exactly(extra: dict):
+    """Weights and AdamW moments checkpointed before `lora_B` was stacked continue the run bit for bit."""
+    def step(model: PeftModel, optimizer: torch.optim.Optimizer, seed: int) -> None:
+        torch.manual_seed(seed)
+        ids, labels = torch.randint(2, 100, (4, 6)), torch.randint(2, 100, (4, 3))
+        with routed_call(model, Routing.tasks(torch.tensor([0, 1, 2, 1]))):
+            model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def trained(model: PeftModel) -> list[torch.nn.Parameter]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    model = routed(tiny_t5(), **extra).train()
+    optimizer = torch.optim.AdamW(trained(model), lr=1e-2, fused=True)
+    step(model, optimizer, 0), step(model, optimizer, 1)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    saved = copy.deepcopy(optimizer.state_dict())
+    for index, name in enumerate(names):
+        if "lora_B" in name:
+            for key in ("exp_avg", "exp_avg_sq"):
+                saved["state"][index][key] = peft_layout(saved["state"][index][key])
+    resumed = routed(tiny_t5(), **extra).train()
+    resumed.load_state_dict({k: peft_layout(v) if k.endswith("lora_B.default.weight") else v
+                             for k, v in model.state_dict().items()})
+    restored = torch.optim.AdamW(trained(resumed), lr=1e-2, fused=True)
+    restored.load_state_dict(saved)
+    restack_moments(resumed, restored)
+    step(model, optimizer, 2), step(resumed, restored, 2)
+    for (name, ours), theirs in zip(resumed.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs), name
 
 
 @pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])

@@ -109,6 +109,9 @@ class AdapterMethod(ABC):
     def load_weights(self, model: nn.Module, folder: Path) -> None:
         """Load saved trained weights into a live model of the same shape (resuming)."""
 
+    def restored(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Bring the optimizer state of a resumed checkpoint to the live parameters' layout (none to change here)."""
+
     def save(self, model: nn.Module, folder: Path, state_dict: dict | None = None) -> None:
         """Write what was trained (safetensors); `state_dict` is the gathered state of a sharded model."""
         model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from peft import LoraConfig
 from torch import nn
 from transformers import PreTrainedTokenizerBase
@@ -21,6 +22,7 @@ from t2t_mtl.modeling.routed.model import (
     build_routed_model,
     load_routed_model,
     merge_routed,
+    restack_moments,
     routed_layers,
 )
 from t2t_mtl.modeling.routed.routing import Routing
@@ -44,6 +46,10 @@ class RoutedMethod(LoraMethod):
 
     def from_saved(self, backbone: Backbone, folder: Path, config: LoraConfig) -> nn.Module:
         return load_routed_model(backbone.model, folder, config)
+
+    def restored(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Checkpoints written before the routed layers stacked `lora_B` hold its moments in PEFT's layout."""
+        restack_moments(model, optimizer)
 
     def param_groups(self, model: nn.Module, settings: RoutedSettings, lr: float) -> list[dict[str, Any]]:
         """The routing logits learn at their own (usually much larger) rate, without weight decay."""

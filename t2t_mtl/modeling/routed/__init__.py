@@ -7,6 +7,7 @@ from t2t_mtl.modeling.routed.model import (
     build_routed_model,
     load_routed_model,
     merge_routed,
+    restack_moments,
     routed_call,
     routed_layers,
     task_weights,
@@ -14,4 +15,4 @@ from t2t_mtl.modeling.routed.model import (
 from t2t_mtl.modeling.routed.routing import Routing
 
 __all__ = ["RoutedLinear", "RoutedLoraConfig", "Routing", "as_lora", "build_routed_model", "load_routed_model",
-           "merge_routed", "routed_call", "routed_layers", "task_weights"]
+           "merge_routed", "restack_moments", "routed_call", "routed_layers", "task_weights"]

@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.modeling.routed.config import RoutedLoraConfig
+from t2t_mtl.modeling.routed.formulations import stacked_b
 from t2t_mtl.modeling.routed.layer import RoutedLinear
 from t2t_mtl.modeling.routed.routing import Routing, RoutingChannel, channel_call, skill_weights
 
@@ -69,6 +70,19 @@ def load_routed_model(model: PreTrainedModel, folder: Path, config: RoutedLoraCo
     peft_model = PeftModel.from_pretrained(model, folder, config=config)
     attach_routing(peft_model)
     return peft_model
+
+
+def restack_moments(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Stack the optimizer state of every routed `lora_B` that a checkpoint holds in PEFT's layout (out × S·r),
+    as loading stacks the weights themselves: a run checkpointed before `lora_B` was stacked resumes exactly."""
+    state = getattr(optimizer, "optimizer", optimizer).state  # Accelerate wraps the torch optimizer
+    for layer in routed_layers(model):
+        for adapter, rank in layer.skill_rank.items():
+            weight = layer.lora_B[adapter].weight
+            moments = state.get(weight, {})
+            for key, value in moments.items():
+                if torch.is_tensor(value) and value.dim() == 2 and value.shape != weight.shape:
+                    moments[key] = stacked_b(value, rank).contiguous()
 
 
 def task_weights(model: torch.nn.Module) -> torch.Tensor:
