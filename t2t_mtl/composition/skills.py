@@ -1,8 +1,8 @@
 """One routed adapter from several: the runs' skill inventories side by side, each task routing over its own run's.
 
 LoRA runs join as one skill each: the stacked LoRA tensors (`task_vectors.stacked`, in PEFT's
-layout, which the routed layers stack as they load it) are the inventory, and a task trained by run i routes with weight 1 on skill i and 0 elsewhere, so
-its update is run i's.
+layout, which the routed layers stack as they load it) are the inventory, and a task trained
+by run i routes with weight 1 on skill i and 0 elsewhere, so its update is run i's.
 
 
 A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (S_i·out × r), each
