@@ -74,12 +74,19 @@ def alternate(steps: int, warmup: int) -> None:
                 trainer.optimizer.zero_grad(set_to_none=True)
                 if step >= warmup:
                     passes[recipe].append(time.perf_counter() - start)
+    print_table(f"median per-step tokens/s, steps {warmup + 1}–{steps}, recipes in turn in one process "
+                "(batch 4, rank 16)", rates, passes)
+
+
+def print_table(title: str, rates: dict[str, list[float]], passes: dict[str, list[float]] | None = None) -> None:
+    """Every recipe's median tokens/s against LoRA's, and its median forward + backward time when measured."""
     lora = statistics.median(rates["quickstart"])
-    print(f"median per-step tokens/s, steps {warmup + 1}–{steps}, recipes in turn in one process (batch 4, rank 16)")
-    print(f"{'recipe':<18} {'tokens/s':>9} {'vs LoRA':>8} {'fwd+bwd ms':>11}")
+    print(title)
+    print(f"{'recipe':<18} {'tokens/s':>9} {'vs LoRA':>8}" + (f" {'fwd+bwd ms':>11}" if passes else ""))
     for recipe in RECIPES:
         median = statistics.median(rates[recipe])
-        print(f"{recipe:<18} {median:>9.0f} {median / lora:>7.2f}x {statistics.median(passes[recipe]) * 1000:>11.1f}")
+        extra = f" {statistics.median(passes[recipe]) * 1000:>11.1f}" if passes else ""
+        print(f"{recipe:<18} {median:>9.0f} {median / lora:>7.2f}x{extra}")
 
 
 def main() -> None:
@@ -97,12 +104,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             for recipe in RECIPES:
                 rates[recipe] += train_rates(recipe, args.steps, Path(tmp) / f"{recipe}-{repeat}")
-    lora = statistics.median(rates["quickstart"])
-    print(f"median training tokens/s over {args.repeats} × {args.steps} steps (batch 4, rank 16)")
-    print(f"{'recipe':<18} {'tokens/s':>9} {'vs LoRA':>8}")
-    for recipe in RECIPES:
-        median = statistics.median(rates[recipe])
-        print(f"{recipe:<18} {median:>9.0f} {median / lora:>7.2f}x")
+    print_table(f"median training tokens/s over {args.repeats} × {args.steps} steps (batch 4, rank 16)", rates)
 
 
 if __name__ == "__main__":
