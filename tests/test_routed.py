@@ -81,6 +81,11 @@ def test_forward_equals_peft_poly(splits: int):
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
+def peft_layout(b: torch.Tensor) -> torch.Tensor:
+    """A stacked `lora_B` of `routed()` (4 skills of rank 2, S·out × r) in PEFT's layout (out × S·r)."""
+    return b.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
+
+
 @pytest.mark.parametrize("extra", [{}, {"n_splits": 2}, {"n_exclusive_skills": 1}])
 def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: dict):
     """Routed adapters saved before `lora_B` was stacked hold it as PEFT's (out × S·r): they load to the same model."""
@@ -89,11 +94,7 @@ def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: d
     model.save_pretrained(tmp_path)
     saved = tmp_path / "adapter_model.safetensors"
     state = load_file(saved)
-    legacy = {}
-    for key, value in state.items():  # (S·out × r) back to (out × S·r)
-        if key.endswith("lora_B.weight"):
-            value = value.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
-        legacy[key] = value
+    legacy = {key: peft_layout(value) if key.endswith("lora_B.weight") else value for key, value in state.items()}
     assert any(k.endswith("lora_B.weight") and legacy[k].shape != state[k].shape for k in legacy)
     save_file(legacy, saved)
     config = RoutedLoraConfig(n_skills=4, skill_rank=2, n_tasks=3, lora_alpha=1, lora_dropout=0.0,
@@ -109,11 +110,6 @@ def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: d
         with routed_call(loaded, Routing.tasks(tasks)):
             got = loaded(input_ids=ids, decoder_input_ids=decoder).logits
     assert torch.equal(got, expected)
-
-
-def peft_layout(b: torch.Tensor) -> torch.Tensor:
-    """A stacked `lora_B` of `routed()` (4 skills of rank 2, S·out × r) in PEFT's layout (out × S·r)."""
-    return b.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
 
 
 @pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])

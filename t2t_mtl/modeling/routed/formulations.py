@@ -61,7 +61,7 @@ def mix_factors(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, rank: i
     w = weights if weights.shape[-1] == shared else weights[..., :shared]
     w = w if w.dtype == a.dtype else w.to(a.dtype)
     if splits == 1:
-        w = w.view(n, shared) if w.is_contiguous() else w[:, 0]
+        w = w.flatten(1)  # (N, S): a view, unless the exclusive columns were sliced off
         a_mix = (w @ a.view(shared, -1)).view(n, rank, d_in)
         b_mix = ((w * scale) @ b.view(shared, -1)).view(n, d_out, rank)
     else:
