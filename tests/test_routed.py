@@ -21,9 +21,9 @@ from t2t_mtl.modeling.routed import (
     build_routed_model,
     load_routed_model,
     merge_routed,
-    restack_moments,
     routed_call,
     routed_layers,
+    skill_major_moments,
     task_weights,
 )
 from t2t_mtl.run_dir import RunDir
@@ -62,10 +62,10 @@ def test_forward_equals_peft_poly(splits: int):
     with torch.no_grad():
         for poly, layer in zip(theirs, routed_layers(ours), strict=True):
             a, b = poly.poly_lora_A["default"], poly.poly_lora_B["default"]  # (Q,S,in/Q,r), (Q,S,r,out/Q)
-            our_a = layer.lora_A["default"].weight.view(4, 2, splits, -1)
-            our_b = layer.lora_B["default"].weight.view(4, splits, -1, 2)  # (S, Q, out/Q, r)
-            our_a.copy_(a.permute(1, 3, 0, 2))
-            our_b.copy_(b.permute(1, 0, 3, 2))
+            our_a = layer.lora_A["default"].weight.view(4, splits, -1, 2)  # (S, Q, in/Q, r)
+            our_b = layer.lora_B["default"].weight.view(4, 2, splits, -1)  # (S, r, Q, out/Q)
+            our_a.copy_(a.transpose(0, 1))
+            our_b.copy_(b.permute(1, 2, 0, 3))
             poly.poly_router["default"].module_logits.normal_()
             layer.lora_routing["default"].copy_(poly.poly_router["default"].module_logits.view(3, splits, 4))
     # float64: PEFT and we sum in different orders (einsum vs. matmul shapes), so fp32 results would
@@ -81,27 +81,41 @@ def test_forward_equals_peft_poly(splits: int):
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
-def peft_layout(b: torch.Tensor) -> torch.Tensor:
-    """A stacked `lora_B` of `routed()` (4 skills of rank 2, S·out × r) in PEFT's layout (out × S·r)."""
-    return b.view(4, -1, 2).transpose(0, 1).reshape(-1, 4 * 2).contiguous()
+def earlier_layout(key: str, value: torch.Tensor, b_stacked: bool) -> torch.Tensor:
+    """A skill tensor of `routed()` as routed adapters saved it before they held skills skill-major: A as PEFT's
+    (S·r × in), B as PEFT's (out × S·r) or, with `b_stacked`, (S·out × r); exclusive tables likewise per task."""
+    if "lora_A" in key:
+        return value.transpose(1, 2).flatten(0, 1).contiguous()
+    if "lora_B" in key:
+        return (value.transpose(1, 2).flatten(0, 1) if b_stacked else value.permute(2, 0, 1).flatten(1)).contiguous()
+    if "lora_exclusive_A" in key:
+        return value.transpose(2, 3).flatten(1, 2).contiguous()
+    if "lora_exclusive_B" in key:
+        return value.permute(0, 3, 1, 2).flatten(2).contiguous()
+    return value
 
 
+LAYOUTS = [{"b_stacked": False}, {"b_stacked": True}]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("extra", [{}, {"n_splits": 2}, {"n_exclusive_skills": 1}])
-def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: dict):
-    """Routed adapters saved before `lora_B` was stacked hold it as PEFT's (out × S·r): they load to the same model."""
+def test_adapter_saved_in_an_earlier_layout_loads_skill_major(tmp_path: Path, extra: dict, layout: dict):
+    """Routed adapters saved before their skills were held skill-major load to the same model."""
     model = routed(tiny_t5(), **extra)
     randomise_routing(model)
     model.save_pretrained(tmp_path)
     saved = tmp_path / "adapter_model.safetensors"
     state = load_file(saved)
-    legacy = {key: peft_layout(value) if key.endswith("lora_B.weight") else value for key, value in state.items()}
-    assert any(k.endswith("lora_B.weight") and legacy[k].shape != state[k].shape for k in legacy)
+    legacy = {key: earlier_layout(key, value, **layout) for key, value in state.items()}
+    assert sum(legacy[k].shape != state[k].shape for k in legacy) == len(routed_layers(model)) * (4 if extra.get(
+        "n_exclusive_skills") else 2)
     save_file(legacy, saved)
     config = RoutedLoraConfig(n_skills=4, skill_rank=2, n_tasks=3, lora_alpha=1, lora_dropout=0.0,
                               target_modules=TARGETS, **extra)
     loaded = load_routed_model(tiny_t5(), tmp_path, config)
-    for ours, theirs in zip(routed_layers(loaded), routed_layers(model), strict=True):
-        assert torch.equal(ours.lora_B["default"].weight, theirs.lora_B["default"].weight)
+    for (name, ours), theirs in zip(loaded.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs), name
     model.eval(), loaded.eval()
     ids, decoder, tasks = torch.randint(2, 100, (3, 6)), torch.randint(2, 100, (3, 4)), torch.tensor([2, 0, 1])
     with torch.no_grad():
@@ -112,9 +126,10 @@ def test_adapter_saved_with_peft_layout_b_loads_stacked(tmp_path: Path, extra: d
     assert torch.equal(got, expected)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("extra", [{"n_splits": 2}, {"n_exclusive_skills": 1}])
-def test_checkpoint_in_peft_layout_resumes_exactly(extra: dict):
-    """Weights and AdamW moments checkpointed before `lora_B` was stacked continue the run bit for bit."""
+def test_checkpoint_in_an_earlier_layout_resumes_exactly(extra: dict, layout: dict):
+    """Weights and AdamW moments checkpointed before the skills were held skill-major continue the run bit for bit."""
     def step(model: PeftModel, optimizer: torch.optim.Optimizer, seed: int) -> None:
         torch.manual_seed(seed)
         ids, labels = torch.randint(2, 100, (4, 6)), torch.randint(2, 100, (4, 3))
@@ -132,15 +147,13 @@ def test_checkpoint_in_peft_layout_resumes_exactly(extra: dict):
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     saved = copy.deepcopy(optimizer.state_dict())
     for index, name in enumerate(names):
-        if "lora_B" in name:
-            for key in ("exp_avg", "exp_avg_sq"):
-                saved["state"][index][key] = peft_layout(saved["state"][index][key])
+        for key in ("exp_avg", "exp_avg_sq"):
+            saved["state"][index][key] = earlier_layout(name, saved["state"][index][key], **layout)
     resumed = routed(tiny_t5(), **extra).train()
-    resumed.load_state_dict({k: peft_layout(v) if k.endswith("lora_B.default.weight") else v
-                             for k, v in model.state_dict().items()})
+    resumed.load_state_dict({k: earlier_layout(k, v, **layout) for k, v in model.state_dict().items()})
     restored = torch.optim.AdamW(trained(resumed), lr=1e-2, fused=True)
     restored.load_state_dict(saved)
-    restack_moments(resumed, restored)
+    skill_major_moments(resumed, restored)
     step(model, optimizer, 2), step(resumed, restored, 2)
     for (name, ours), theirs in zip(resumed.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs), name

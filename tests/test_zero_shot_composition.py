@@ -18,10 +18,10 @@ from conftest import colour_rows, train_toy_run
 
 def test_prototypes_are_the_top_right_singular_vectors_of_each_skill():
     torch.manual_seed(0)
-    a, b = torch.randn(3 * 4, 20, dtype=torch.float64), torch.randn(3 * 16, 4, dtype=torch.float64)  # stacked
-    prototypes = skill_prototypes(a, b, rank=4)
+    a, b = torch.randn(3, 4, 20, dtype=torch.float64), torch.randn(3, 16, 4, dtype=torch.float64)  # A_s, B_s
+    prototypes = skill_prototypes(a.transpose(1, 2), b.transpose(1, 2))  # skill-major: A_s^T, B_s^T
     for s in range(3):
-        delta = b[16 * s : 16 * s + 16] @ a[4 * s : 4 * s + 4]
+        delta = b[s] @ a[s]
         top = torch.linalg.svd(delta).Vh[0]
         assert float((prototypes[s].double() @ top).abs()) == pytest.approx(1.0, abs=1e-6)
 
@@ -29,17 +29,17 @@ def test_prototypes_are_the_top_right_singular_vectors_of_each_skill():
 def test_arrow_mixes_the_outputs_of_the_k_closest_skills_per_token():
     torch.manual_seed(1)
     skills, rank, d_in, d_out = 4, 3, 10, 7
-    a, b = torch.randn(skills * rank, d_in, dtype=torch.float64), torch.randn(skills * d_out, rank, dtype=torch.float64)
+    a, b = torch.randn(skills, rank, d_in, dtype=torch.float64), torch.randn(skills, d_out, rank, dtype=torch.float64)
     h = torch.randn(2, 5, d_in, dtype=torch.float64)
     prototypes = torch.nn.functional.normalize(torch.randn(skills, d_in), dim=-1)
-    delta = arrow_delta(h, a, b, prototypes, rank, top_k=2, temperature=0.5, scale=2.0)
+    delta = arrow_delta(h, a.transpose(1, 2), b.transpose(1, 2), prototypes, top_k=2, temperature=0.5, scale=2.0)
     for i in range(2):
         for t in range(5):
             x = h[i, t]
             closeness = (prototypes.double() @ x).abs()
             top = closeness.topk(2).indices
             weights = torch.softmax(closeness[top] / 0.5, dim=0)
-            expected = sum(w * 2.0 * b[d_out * s : d_out * (s + 1)] @ (a[rank * s : rank * (s + 1)] @ x)
+            expected = sum(w * 2.0 * b[s] @ (a[s] @ x)
                            for w, s in zip(weights, top.tolist()))
             torch.testing.assert_close(delta[i, t], expected, rtol=1e-10, atol=1e-10)
 

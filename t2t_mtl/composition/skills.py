@@ -1,12 +1,12 @@
 """One routed adapter from several: the runs' skill inventories side by side, each task routing over its own run's.
 
 LoRA runs join as one skill each: the stacked LoRA tensors (`task_vectors.stacked`, in PEFT's
-layout, which the routed layers stack as they load it) are the inventory, and a task trained
+layout, which the routed layers hold skill-major as they load it) are the inventory, and a task trained
 by run i routes with weight 1 on skill i and 0 elsewhere, so its update is run i's.
 
 
-A routed layer of run i holds S_i shared skills (`lora_A` (S_i·r × in), `lora_B` (S_i·out × r), each
-stacked skill by skill; a run saved before `lora_B` was stacked holds it as (out × S_i·r)),
+A routed layer of run i holds S_i shared skills (`lora_A` (S_i, in, r), `lora_B` (S_i, r, out), read
+from any layout a run was saved in by `formulations.skill_major_a` / `skill_major_b`),
 routing logits (T_i, Q, S_i + E) and, for C-Poly, E exclusive skills per task. The merged
 layer holds the S = Σ S_i shared skills in the inputs' order; a task of run i keeps its
 logits on run i's block and its exclusive skills, and gets the logit `OFF` elsewhere:
@@ -20,7 +20,7 @@ import torch
 
 from t2t_mtl.composition.task_vectors import LORA_A, LORA_B
 from t2t_mtl.errors import T2TError
-from t2t_mtl.modeling.routed.formulations import stacked_b
+from t2t_mtl.modeling.routed.formulations import skill_major_a, skill_major_b
 
 ROUTING, EXCLUSIVE_A, EXCLUSIVE_B = ".lora_routing", ".lora_exclusive_A", ".lora_exclusive_B"
 OFF, ON = -1.0e4, 1.0e4  # routing logits whose sigmoid is exactly 0 and exactly 1
@@ -43,9 +43,10 @@ def concatenated_skills(names: list[str], states: list[dict[str, torch.Tensor]],
     total = sum(skills)
     merged: dict[str, torch.Tensor] = {}
     for module in modules:
-        merged[module + LORA_A] = torch.cat([s[module + LORA_A] for s in states])
-        merged[module + LORA_B] = torch.cat([stacked_b(s[module + LORA_B], s[module + LORA_A].shape[0] // k)
-                                             for s, k in zip(states, skills)])
+        ranks = [skill_rank(s[module + LORA_A], k) for s, k in zip(states, skills)]
+        merged[module + LORA_A] = torch.cat([skill_major_a(s[module + LORA_A], r) for s, r in zip(states, ranks)])
+        merged[module + LORA_B] = torch.cat([skill_major_b(s[module + LORA_B], r, k)
+                                             for s, r, k in zip(states, ranks, skills)])
         logits = [s[module + ROUTING] for s in states]
         splits, exclusive = logits[0].shape[1], logits[0].shape[2] - skills[0]
         routing = torch.full((len(rows), splits, total + exclusive), OFF, dtype=logits[0].dtype)
@@ -54,9 +55,17 @@ def concatenated_skills(names: list[str], states: list[dict[str, torch.Tensor]],
             routing[j, :, total:] = logits[i][task, :, skills[i] :]
         merged[module + ROUTING] = routing
         if exclusive:
-            for key in (EXCLUSIVE_A, EXCLUSIVE_B):
-                merged[module + key] = torch.stack([states[i][module + key][task] for i, task in rows])
-    return merged
+            merged[module + EXCLUSIVE_A] = torch.stack([
+                skill_major_a(states[i][module + EXCLUSIVE_A], ranks[i], batched=True)[task] for i, task in rows])
+            merged[module + EXCLUSIVE_B] = torch.stack([
+                skill_major_b(states[i][module + EXCLUSIVE_B], ranks[i], exclusive, batched=True)[task]
+                for i, task in rows])
+    return {key: value.contiguous() for key, value in merged.items()}
+
+
+def skill_rank(a: torch.Tensor, skills: int) -> int:
+    """The rank of each skill of a saved `lora_A`: skill-major (S, in, r), or PEFT's (S·r × in)."""
+    return a.shape[-1] if a.dim() == 3 else a.shape[0] // skills
 
 
 def lora_skill_routing(modules: list[str], trained_by: list[int | None], skills: int) -> dict[str, torch.Tensor]:

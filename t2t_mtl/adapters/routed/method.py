@@ -22,8 +22,8 @@ from t2t_mtl.modeling.routed.model import (
     build_routed_model,
     load_routed_model,
     merge_routed,
-    restack_moments,
     routed_layers,
+    skill_major_moments,
 )
 from t2t_mtl.modeling.routed.routing import Routing
 from t2t_mtl.task_table import TaskRow
@@ -48,8 +48,8 @@ class RoutedMethod(LoraMethod):
         return load_routed_model(backbone.model, folder, config)
 
     def restored(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Checkpoints written before the routed layers stacked `lora_B` hold its moments in PEFT's layout."""
-        restack_moments(model, optimizer)
+        """Checkpoints written before the routed layers held their skills skill-major hold the moments in that layout."""
+        skill_major_moments(model, optimizer)
 
     def param_groups(self, model: nn.Module, settings: RoutedSettings, lr: float) -> list[dict[str, Any]]:
         """The routing logits learn at their own (usually much larger) rate, without weight decay."""

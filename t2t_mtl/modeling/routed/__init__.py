@@ -7,12 +7,12 @@ from t2t_mtl.modeling.routed.model import (
     build_routed_model,
     load_routed_model,
     merge_routed,
-    restack_moments,
     routed_call,
     routed_layers,
+    skill_major_moments,
     task_weights,
 )
 from t2t_mtl.modeling.routed.routing import Routing
 
 __all__ = ["RoutedLinear", "RoutedLoraConfig", "Routing", "as_lora", "build_routed_model", "load_routed_model",
-           "merge_routed", "restack_moments", "routed_call", "routed_layers", "task_weights"]
+           "merge_routed", "routed_call", "routed_layers", "skill_major_moments", "task_weights"]

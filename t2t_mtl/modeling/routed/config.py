@@ -13,8 +13,8 @@ class RoutedLoraConfig(LoraConfig):
     """A LoRA config whose adapter is an inventory of routed skills.
 
     The shared skills are one LoRA of rank `n_skills × skill_rank` to PEFT, which creates,
-    saves and loads them as LoRA weights; each routed layer keeps its `lora_B` stacked skill
-    by skill (S·out × r) and adds per-task routing logits, and for C-Poly per-task exclusive
+    saves and loads them as LoRA weights; each routed layer holds them skill-major ((S, in, r)
+    and (S, r, out)) and adds per-task routing logits, and for C-Poly per-task exclusive
     skills. `r` is derived from `n_skills` and `skill_rank`.
     """
 

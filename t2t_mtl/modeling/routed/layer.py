@@ -27,14 +27,16 @@ from t2t_mtl.modeling.routed.formulations import (
     concat_delta,
     mix_factors,
     placed_weights,
-    stacked_b,
+    skill_major_a,
+    skill_major_b,
 )
 from t2t_mtl.modeling.routed.routing import Arrow, LayerRouting
 
 
 class RoutedLinear(LoraLinear):
-    """PEFT LoRA Linear with routed skills; `lora_A` (S·r × in) and `lora_B` (S·out × r) hold the shared skills
-    stacked skill by skill (`formulations.stacked_b`)."""
+    """PEFT LoRA Linear with routed skills; `lora_A` (S, in, r) and `lora_B` (S, r, out) hold the shared skills
+    skill-major and transposed, and `lora_exclusive_A` (T, E, in, r), `lora_exclusive_B` (T, E, r, out) each
+    task's exclusive skills (`formulations.skill_major_a`, `skill_major_b`)."""
 
     adapter_layer_names = (*LoraLinear.adapter_layer_names, "lora_routing", "lora_exclusive_A", "lora_exclusive_B")
     other_param_names = (*LoraLinear.other_param_names, "skill_rank", "n_splits", "sample_routing",
@@ -70,27 +72,47 @@ class RoutedLinear(LoraLinear):
         self.routing_temperature[adapter_name] = config.routing_temperature
         logits = torch.empty(config.n_tasks, splits, config.skills_per_task)
         self.lora_routing[adapter_name] = nn.Parameter(nn.init.uniform_(logits, -1e-3, 1e-3))
-        exclusive = config.n_exclusive_skills * rank
+        exclusive = config.n_exclusive_skills
         if exclusive:
-            a = torch.empty(config.n_tasks, exclusive, self.in_features)
+            a = torch.empty(config.n_tasks, exclusive * rank, self.in_features)
             for task in range(config.n_tasks):
-                nn.init.kaiming_uniform_(a[task], a=5**0.5)
-            self.lora_exclusive_A[adapter_name] = nn.Parameter(a)
-            self.lora_exclusive_B[adapter_name] = nn.Parameter(torch.zeros(config.n_tasks, self.out_features, exclusive))
+                nn.init.kaiming_uniform_(a[task], a=5**0.5)  # as PEFT initialises a LoRA A (E·r × in)
+            self.lora_exclusive_A[adapter_name] = nn.Parameter(skill_major_a(a, rank, batched=True).contiguous())
+            self.lora_exclusive_B[adapter_name] = nn.Parameter(
+                torch.zeros(config.n_tasks, exclusive, rank, self.out_features))
         super().update_layer(adapter_name, r, lora_alpha, config=config, **kwargs)
         self.scaling[adapter_name] = lora_alpha / rank
-        lora_b = self.lora_B[adapter_name]  # PEFT's (out × S·r), initialised: the same values, stacked
-        lora_b.weight = nn.Parameter(stacked_b(lora_b.weight.detach(), rank).contiguous(),
-                                     requires_grad=lora_b.weight.requires_grad)
-        lora_b.in_features, lora_b.out_features = rank, lora_b.weight.shape[0]
+        a, b = self.lora_A[adapter_name], self.lora_B[adapter_name]  # PEFT's (S·r × in), (out × S·r), initialised
+        for factor, weight in ((a, skill_major_a(a.weight.detach(), rank)),
+                               (b, skill_major_b(b.weight.detach(), rank, config.n_skills))):
+            factor.weight = nn.Parameter(weight.contiguous(), requires_grad=factor.weight.requires_grad)
 
     def _load_from_state_dict(self, state_dict: dict[str, torch.Tensor], prefix: str, *args: Any) -> None:
-        """Read a `lora_B` saved in PEFT's layout (routed adapters saved before it was stacked) as stacked."""
-        for adapter, rank in self.skill_rank.items():
-            key = f"{prefix}lora_B.{adapter}.weight"
-            if key in state_dict:
-                state_dict[key] = stacked_b(state_dict[key], rank)
+        """Read skills saved in earlier layouts (PEFT's, or `lora_B` stacked as (S·out × r)) as skill-major."""
+        for adapter in self.skill_rank:
+            for key in self.skill_tensors(adapter):
+                if f"{prefix}{key}" in state_dict:
+                    saved = state_dict[f"{prefix}{key}"]
+                    state_dict[f"{prefix}{key}"] = self.skill_major(adapter, key, saved).contiguous()
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def skill_tensors(self, adapter: str) -> dict[str, torch.Tensor]:
+        """This adapter's skill parameters by state-dict key (relative to the layer)."""
+        tensors = {f"lora_A.{adapter}.weight": self.lora_A[adapter].weight,
+                   f"lora_B.{adapter}.weight": self.lora_B[adapter].weight}
+        if adapter in self.lora_exclusive_A:
+            tensors[f"lora_exclusive_A.{adapter}"] = self.lora_exclusive_A[adapter]
+            tensors[f"lora_exclusive_B.{adapter}"] = self.lora_exclusive_B[adapter]
+        return tensors
+
+    def skill_major(self, adapter: str, key: str, saved: torch.Tensor) -> torch.Tensor:
+        """`saved` (the tensor or an optimizer moment of skill parameter `key`, in any layout it was saved in)
+        skill-major, as the parameter holds it (a view)."""
+        rank, batched = self.skill_rank[adapter], key.startswith("lora_exclusive")
+        if key.startswith(("lora_A", "lora_exclusive_A")):
+            return skill_major_a(saved, rank, batched)
+        skills = self.lora_exclusive_B[adapter].shape[1] if batched else self.lora_A[adapter].weight.shape[0]
+        return skill_major_b(saved, rank, skills, batched)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -109,8 +131,8 @@ class RoutedLinear(LoraLinear):
         h = self.lora_dropout[adapter](x).to(self.lora_A[adapter].weight.dtype).reshape(batch, -1, x.shape[-1])
         if isinstance(call, Arrow):
             delta = arrow_delta(h, self.lora_A[adapter].weight, self.lora_B[adapter].weight,
-                                call.prototypes[self.layer_index], self.skill_rank[adapter], call.top_k,
-                                call.temperature, self.scaling[adapter])
+                                call.prototypes[self.layer_index], call.top_k, call.temperature,
+                                self.scaling[adapter])
             return result + delta.reshape(result.shape).to(result.dtype)
         grad = torch.is_grad_enabled()
         formulation = call.formulation or choose(call.n_rows, grad)
@@ -154,11 +176,11 @@ class RoutedLinear(LoraLinear):
         rank, exclusive = self.skill_rank[adapter], None
         if task is not None and adapter in self.lora_exclusive_A:
             table_a = self.lora_exclusive_A[adapter].float()
-            own = weights[None, 0, a.shape[0] // rank:].float()  # (1, E)
+            own = weights[None, 0, a.shape[0]:].float()  # (1, E)
             placed = placed_weights(own, torch.tensor([task], device=a.device), table_a.shape[0])
             exclusive = (table_a, self.lora_exclusive_B[adapter].float(), placed)
         a_mix, b_mix = mix_factors(a, b, weights[None].float(), rank, self.n_splits[adapter], exclusive=exclusive)
-        return a_mix[0], b_mix[0]
+        return a_mix[0].t(), b_mix[0].t()
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:
         """The weight update (out × in) of one routing (splits, K), in the weights' dtype."""

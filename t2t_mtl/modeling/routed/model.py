@@ -13,7 +13,6 @@ from transformers import PreTrainedModel
 
 from t2t_mtl.errors import T2TError
 from t2t_mtl.modeling.routed.config import RoutedLoraConfig
-from t2t_mtl.modeling.routed.formulations import stacked_b
 from t2t_mtl.modeling.routed.layer import RoutedLinear
 from t2t_mtl.modeling.routed.routing import Routing, RoutingChannel, channel_call, skill_weights
 
@@ -72,17 +71,17 @@ def load_routed_model(model: PreTrainedModel, folder: Path, config: RoutedLoraCo
     return peft_model
 
 
-def restack_moments(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Stack the optimizer state of every routed `lora_B` that a checkpoint holds in PEFT's layout (out × S·r),
-    as loading stacks the weights themselves: a run checkpointed before `lora_B` was stacked resumes exactly."""
+def skill_major_moments(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Hold skill-major the optimizer moments of every routed skill parameter that a checkpoint saved in an
+    earlier layout, as loading holds the weights themselves: such a run resumes exactly."""
     state = getattr(optimizer, "optimizer", optimizer).state  # Accelerate wraps the torch optimizer
     for layer in routed_layers(model):
-        for adapter, rank in layer.skill_rank.items():
-            weight = layer.lora_B[adapter].weight
-            moments = state.get(weight, {})
-            for key, value in moments.items():
-                if torch.is_tensor(value) and value.dim() == 2 and value.shape != weight.shape:
-                    moments[key] = stacked_b(value, rank).contiguous()
+        for adapter in layer.skill_rank:
+            for key, weight in layer.skill_tensors(adapter).items():
+                moments = state.get(weight, {})
+                for name, value in moments.items():
+                    if torch.is_tensor(value) and value.numel() == weight.numel() and value.shape != weight.shape:
+                        moments[name] = layer.skill_major(adapter, key, value).contiguous()
 
 
 def task_weights(model: torch.nn.Module) -> torch.Tensor:

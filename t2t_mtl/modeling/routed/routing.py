@@ -220,7 +220,7 @@ class RoutingChannel:
         first = self.layers[0]
         if self.adapter not in first.lora_exclusive_A:
             return None
-        return first.lora_A[self.adapter].weight.shape[0] // first.skill_rank[self.adapter], self.n_tasks
+        return first.lora_A[self.adapter].weight.shape[0], self.n_tasks
 
     def _checked(self, task_ids: torch.Tensor) -> torch.Tensor:
         if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= self.n_tasks):

@@ -48,8 +48,8 @@ def similar_routing(
 @torch.no_grad()
 def arrow_prototypes(model: PeftModel) -> tuple[torch.Tensor, ...]:
     """Every routed layer's shared-skill prototypes for Arrow, (skills, in) each, in layer order."""
-    return tuple(skill_prototypes(layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight,
-                                  layer.skill_rank[ADAPTER]).cpu() for layer in routed_layers(model))
+    return tuple(skill_prototypes(layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight).cpu()
+                 for layer in routed_layers(model))
 
 
 def skills_fingerprint(model: PeftModel) -> str:
