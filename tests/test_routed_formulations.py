@@ -49,6 +49,20 @@ def test_formulations_give_the_same_outputs_and_gradients(method: str, sample: b
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_layers_of_different_scales_mix_each_with_its_own(method: str):
+    """The LoRA scale that rides in the B-mixing weights (made once per call) is each layer's own."""
+    model = model_of(method, sample=False, dtype=torch.float64).train()
+    for i, layer in enumerate(routed_layers(model)):
+        layer.scaling["default"] *= 1 + i / 3
+    expected_logits, expected_grads = forward(model, "concat", "tasks")
+    for formulation in FORMULATIONS[1:]:
+        logits, grads = forward(model, formulation, "tasks")
+        torch.testing.assert_close(logits, expected_logits, rtol=1e-12, atol=1e-12)
+        for name in grads:
+            torch.testing.assert_close(grads[name], expected_grads[name], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_formulations_train_under_bf16_autocast(method: str):
     """Autocast runs the GEMMs in bf16 and the base output's accumulation follows its dtype."""
     model = model_of(method, sample=False, dtype=torch.float32).train()

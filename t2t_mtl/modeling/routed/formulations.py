@@ -15,8 +15,9 @@ skills. Every formulation computes, per example with row w,
 - `per_task`: A_mix/B_mix once per distinct routing row (a task, or one fixed routing), then
   LoRA's own two GEMMs when the call has one row, else the rows' factors gathered per example.
 
-LoRA's `scale` rides in B_mix and the second GEMM accumulates into the base output, so a
-routed layer runs no elementwise pass over its activations (a LoRA layer runs two).
+LoRA's `scale` rides in the routing weights that mix B (scaled once per call for all layers),
+and the second GEMM accumulates into the base output, so a routed layer runs no elementwise
+pass over its activations or its mixed factors (a LoRA layer runs two over its activations).
 """
 
 from __future__ import annotations
@@ -57,35 +58,32 @@ def placed_weights(own: torch.Tensor, row_tasks: torch.Tensor, tasks: int) -> to
     return placed.flatten(-2)
 
 
-def mix_factors(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, rank: int, splits: int, scale: float = 1.0,
-                exclusive: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+def mix_factors(a: torch.Tensor, b: torch.Tensor, a_weights: torch.Tensor, b_weights: torch.Tensor, rank: int,
+                splits: int, exclusive: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A_mix^T (N, in, r), scale · B_mix^T (N, r, out)) of N routing rows `weights` (N, Q, K).
+    """(A_mix^T (N, in, r), B_mix^T (N, r, out)) of N routing rows over the S shared skills: `a_weights` (N, Q, S)
+    mix the skills' A, `b_weights` their B (the rows times LoRA's scale, made once per call for every layer).
 
-    `exclusive` = (A table (T, E, in, r), B table (T, E, r, out), placed weights (N, T·E) from
-    `placed_weights`): every task's exclusive skills (C-Poly, Q = 1). Each split mixes with
-    one matmul (N × S)·(S × ·).
+    `exclusive` = (A table (T, E, in, r), B table (T, E, r, out), the rows' placed weights (N, T·E) for A and for
+    B, from `placed_weights`): every task's exclusive skills (C-Poly, Q = 1), accumulated by the same matmul
+    that mixes them. Each split mixes with one matmul (N × S)·(S × ·).
     """
-    shared, d_in, d_out, n = a.shape[0], a.shape[1], b.shape[2], weights.shape[0]
-    w = weights if weights.shape[-1] == shared else weights[..., :shared]
-    w = w if w.dtype == a.dtype else w.to(a.dtype)
+    shared, d_in, d_out, n = a.shape[0], a.shape[1], b.shape[2], a_weights.shape[0]
+    if a_weights.dtype != a.dtype:
+        a_weights, b_weights = a_weights.to(a.dtype), b_weights.to(a.dtype)
     if splits == 1:
-        w = w.flatten(1)  # (N, S): a view, unless the exclusive columns were sliced off
-        a_mix = (w @ a.view(shared, -1)).view(n, d_in, rank)
-        b_mix = ((w * scale) @ b.view(shared, -1)).view(n, rank, d_out)
-    else:
-        per_split = w.transpose(0, 1)  # (Q, N, S)
-        a_blocks = a.view(shared, splits, -1).transpose(0, 1)  # (Q, S, in/Q·r), a view
-        a_mix = torch.matmul(per_split, a_blocks).transpose(0, 1).reshape(n, d_in, rank)
-        b_blocks = b.view(shared, rank, splits, -1).permute(2, 0, 1, 3).reshape(splits, shared, -1)  # (Q, S, r·out/Q)
-        b_mix = torch.matmul(per_split * scale, b_blocks).view(splits, n, rank, -1).permute(1, 2, 0, 3)
-        b_mix = b_mix.reshape(n, rank, d_out)
-    if exclusive is not None:
-        table_a, table_b, placed = exclusive
-        placed = placed.to(a.dtype)
-        a_mix = a_mix + (placed @ table_a.view(-1, d_in * rank)).view(n, d_in, rank)
-        b_mix = b_mix + ((placed * scale) @ table_b.view(-1, rank * d_out)).view(n, rank, d_out)
-    return a_mix, b_mix
+        a_mix = a_weights.reshape(n, shared) @ a.view(shared, -1)
+        b_mix = b_weights.reshape(n, shared) @ b.view(shared, -1)
+        if exclusive is not None:
+            table_a, table_b, a_placed, b_placed = exclusive
+            a_mix = torch.addmm(a_mix, a_placed.to(a.dtype), table_a.view(-1, d_in * rank))
+            b_mix = torch.addmm(b_mix, b_placed.to(a.dtype), table_b.view(-1, rank * d_out))
+        return a_mix.view(n, d_in, rank), b_mix.view(n, rank, d_out)
+    a_blocks = a.view(shared, splits, -1).transpose(0, 1)  # (Q, S, in/Q·r), a view
+    a_mix = torch.matmul(a_weights.transpose(0, 1), a_blocks).transpose(0, 1).reshape(n, d_in, rank)
+    b_blocks = b.view(shared, rank, splits, -1).permute(2, 0, 1, 3).reshape(splits, shared, -1)  # (Q, S, r·out/Q)
+    b_mix = torch.matmul(b_weights.transpose(0, 1), b_blocks).view(splits, n, rank, -1).permute(1, 2, 0, 3)
+    return a_mix, b_mix.reshape(n, rank, d_out)
 
 
 def add_factors(result: torch.Tensor, h: torch.Tensor, a_mix: torch.Tensor, b_mix: torch.Tensor) -> torch.Tensor:

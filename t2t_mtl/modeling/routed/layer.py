@@ -161,10 +161,10 @@ class RoutedLinear(LoraLinear):
     def _factors(self, adapter: str, route: LayerRouting) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixed factors for a batch: one pair serving all, one per example, or the rows' gathered per example."""
         exclusive = None
-        if route.placed is not None and adapter in self.lora_exclusive_A:
-            exclusive = (self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], route.placed)
-        a_mix, b_mix = mix_factors(self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.weights,
-                                   self.skill_rank[adapter], self.n_splits[adapter], self.scaling[adapter], exclusive)
+        if route.a_placed is not None and adapter in self.lora_exclusive_A:
+            exclusive = (self.lora_exclusive_A[adapter], self.lora_exclusive_B[adapter], route.a_placed, route.b_placed)
+        a_mix, b_mix = mix_factors(self.lora_A[adapter].weight, self.lora_B[adapter].weight, route.a_weights,
+                                   route.b_weights, self.skill_rank[adapter], self.n_splits[adapter], exclusive)
         if route.rows is None or a_mix.shape[0] == 1:
             return a_mix, b_mix
         return a_mix[route.rows], b_mix[route.rows]
@@ -173,13 +173,13 @@ class RoutedLinear(LoraLinear):
     def mixed_factors(self, adapter: str, weights: torch.Tensor, task: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_mix (r × in), B_mix (out × r)) in float32 of one routing (splits, K); exclusive skills of `task` if given."""
         a, b = self.lora_A[adapter].weight.float(), self.lora_B[adapter].weight.float()
-        rank, exclusive = self.skill_rank[adapter], None
+        shared, exclusive = weights[None, :, :a.shape[0]].float(), None
         if task is not None and adapter in self.lora_exclusive_A:
             table_a = self.lora_exclusive_A[adapter].float()
             own = weights[None, 0, a.shape[0]:].float()  # (1, E)
             placed = placed_weights(own, torch.tensor([task], device=a.device), table_a.shape[0])
-            exclusive = (table_a, self.lora_exclusive_B[adapter].float(), placed)
-        a_mix, b_mix = mix_factors(a, b, weights[None].float(), rank, self.n_splits[adapter], exclusive=exclusive)
+            exclusive = (table_a, self.lora_exclusive_B[adapter].float(), placed, placed)
+        a_mix, b_mix = mix_factors(a, b, shared, shared, self.skill_rank[adapter], self.n_splits[adapter], exclusive)
         return a_mix[0].t(), b_mix[0].t()
 
     def routed_delta_weight(self, adapter: str, weights: torch.Tensor, task: int | None) -> torch.Tensor:

@@ -88,15 +88,21 @@ class Arrow:
 class LayerRouting:
     """One layer's routing in a call: R routing rows and the row of each example of its batch.
 
-    `weights` (R, splits, skills); `row_tasks` (R,) the task of each row (for exclusive skills)
-    or None; `placed` (R, tasks · exclusive skills) the rows' exclusive weights placed at their
-    task (`formulations.placed_weights`), or None; `rows` (batch,) each example's row, or None
-    when no gather is needed: one row serves every example (R = 1), or row i is example i's.
+    `weights` (R, splits, K) the rows over all K skills; `a_weights` (R, splits, S) their shared
+    skills' columns, which mix A, and `b_weights` those times the layer's LoRA scale, which mix
+    B; `row_tasks` (R,) the task of each row (for exclusive skills) or None; `a_placed`,
+    `b_placed` (R, tasks · exclusive skills) the rows' exclusive weights placed at their task
+    (`formulations.placed_weights`), unscaled and scaled, or None; `rows` (batch,) each
+    example's row, or None when no gather is needed: one row serves every example (R = 1), or
+    row i is example i's.
     """
 
     weights: torch.Tensor
+    a_weights: torch.Tensor
+    b_weights: torch.Tensor
     row_tasks: torch.Tensor | None
-    placed: torch.Tensor | None
+    a_placed: torch.Tensor | None
+    b_placed: torch.Tensor | None
     rows: torch.Tensor | None
 
 
@@ -106,16 +112,18 @@ class ResolvedRouting:
     Rows are the distinct tasks of the call (deterministic routing), its examples (sampled
     routing), or one fixed routing. Decoder batches expanded for beam search or several
     return sequences (`k × examples`, each example's copies adjacent) reuse each example's
-    row. Every layer's routing for a batch (and per-example copies of the rows) is made once
-    per call for all layers, and without gradients layers keep their mixed factors here for
-    the whole call.
+    row. Every layer's routing for a batch (its shared and exclusive columns, scaled for B,
+    and per-example copies of the rows) is made once per call for all layers, and without
+    gradients layers keep their mixed factors here for the whole call.
     """
 
     def __init__(self, weights: torch.Tensor, row_tasks: torch.Tensor | None, rows: torch.Tensor | None,
-                 formulation: str | None, exclusive: tuple[int, int] | None = None) -> None:
+                 formulation: str | None, scales: torch.Tensor | float,
+                 exclusive: tuple[int, int] | None = None) -> None:
         """`rows` (examples,): each example's row; None when row i is example i's, or one row serves all.
 
-        `exclusive` = (shared skills, tasks) when the layers hold exclusive skills (C-Poly).
+        `scales`: the layers' LoRA scales (layers,), or the one scale they all have. `exclusive` =
+        (shared skills, tasks) when the layers hold exclusive skills (C-Poly).
         """
         self.weights = weights
         self.row_tasks = row_tasks
@@ -123,10 +131,11 @@ class ResolvedRouting:
         self._given = rows
         self.examples = len(rows) if rows is not None else weights.shape[1]
         self._rows: dict[int, torch.Tensor | None] = {self.examples: rows}
-        self.placed = None
+        shared = weights[..., :exclusive[0]].contiguous() if exclusive is not None else weights
+        self.mixing = [weights, shared, scaled(shared, scales), None, None]
         if exclusive is not None and row_tasks is not None:
-            shared, tasks = exclusive
-            self.placed = placed_weights(weights[:, :, 0, shared:], row_tasks, tasks)
+            placed = placed_weights(weights[:, :, 0, exclusive[0]:], row_tasks, exclusive[1])
+            self.mixing[3:] = placed, scaled(placed, scales)
         self._layers: dict[tuple[int, bool], tuple[LayerRouting, ...]] = {}
         self.kept: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -156,18 +165,26 @@ class ResolvedRouting:
         return self._layers[key][index]
 
     def _all_layers(self, batch: int, per_example: bool) -> tuple[LayerRouting, ...]:
-        """Every layer's routing for a batch, split off the stacked weights by one `unbind` (whose backward
+        """Every layer's routing for a batch, split off the stacked weights by one `unbind` each (whose backward
         is one stack, where indexing each layer would zero-fill the whole stack once per layer)."""
-        rows = self.rows_for(batch)
-        weights, row_tasks, placed = self.weights, self.row_tasks, self.placed
+        rows, row_tasks, mixing = self.rows_for(batch), self.row_tasks, self.mixing
         if per_example and not (rows is None and self.n_rows == batch):
-            rows = rows if rows is not None else torch.zeros(batch, dtype=torch.long, device=weights.device)
-            weights = weights[:, rows]
+            rows = rows if rows is not None else torch.zeros(batch, dtype=torch.long, device=self.weights.device)
+            mixing = [t[:, rows] if t is not None else None for t in mixing]
             row_tasks = row_tasks[rows] if row_tasks is not None else None
-            placed = placed[:, rows] if placed is not None else None
             rows = None
-        per_layer = placed.unbind(0) if placed is not None else (None,) * len(weights)
-        return tuple(LayerRouting(w, row_tasks, p, rows) for w, p in zip(weights.unbind(0), per_layer, strict=True))
+        layers = len(self.weights)
+        weights, a_weights, b_weights, a_placed, b_placed = (
+            t.unbind(0) if t is not None else (None,) * layers for t in mixing)
+        return tuple(LayerRouting(*per_layer[:3], row_tasks, *per_layer[3:], rows)
+                     for per_layer in zip(weights, a_weights, b_weights, a_placed, b_placed, strict=True))
+
+
+def scaled(weights: torch.Tensor, scales: torch.Tensor | float) -> torch.Tensor:
+    """Every layer's `weights` (layers, …) times its LoRA scale."""
+    if isinstance(scales, float):
+        return weights * scales
+    return weights * scales.to(weights.device, weights.dtype).view(-1, *(1,) * (weights.dim() - 1))
 
 
 class RoutingChannel:
@@ -196,24 +213,32 @@ class RoutingChannel:
             return routing.arrow
         first = self.layers[0]
         device = first.lora_routing[self.adapter].device
-        exclusive = self._exclusive()
+        exclusive, scales = self._exclusive(), self._scales()
         if routing.weights is not None:
             row_tasks = None if routing.task is None else self._checked(torch.tensor([routing.task])).to(device)
             weights = routing.weights.to(device)[:, None]
             if exclusive is not None and weights.shape[-1] <= exclusive[0]:
                 exclusive = None  # shared skills only
-            return ResolvedRouting(weights, row_tasks, None, routing.formulation, exclusive)
+            return ResolvedRouting(weights, row_tasks, None, routing.formulation, scales, exclusive)
         if routing.task_ids is None:
             raise T2TError("a Routing needs task ids (Routing.tasks) or weights (Routing.fixed)")
         task_ids = self._checked(routing.task_ids.cpu())
         if first.training and first.sample_routing[self.adapter]:  # a draw per example: row i is example i's
             row_tasks = task_ids.to(device, non_blocking=True)
             weights = skill_weights(self.logits()[:, row_tasks], True, first.routing_temperature[self.adapter])
-            return ResolvedRouting(weights, row_tasks, None, routing.formulation, exclusive)
+            return ResolvedRouting(weights, row_tasks, None, routing.formulation, scales, exclusive)
         row_tasks, rows = torch.unique(task_ids, return_inverse=True)  # one row per distinct task
         row_tasks = row_tasks.to(device, non_blocking=True)
         weights = skill_weights(self.logits()[:, row_tasks], False, 1.0)
-        return ResolvedRouting(weights, row_tasks, rows.to(device, non_blocking=True), routing.formulation, exclusive)
+        return ResolvedRouting(weights, row_tasks, rows.to(device, non_blocking=True), routing.formulation, scales,
+                               exclusive)
+
+    def _scales(self) -> torch.Tensor | float:
+        """The layers' LoRA scales (layers,) in float64 on the CPU, or the one scale they all have."""
+        scales = [layer.scaling[self.adapter] for layer in self.layers]
+        if len(set(scales)) == 1:
+            return float(scales[0])
+        return torch.tensor(scales, dtype=torch.float64)
 
     def _exclusive(self) -> tuple[int, int] | None:
         """(shared skills, tasks) when the layers hold exclusive skills (C-Poly), else None."""
